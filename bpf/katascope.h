@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * katascope.h - the one ABI between the BPF programs and the agent.
+ *
+ * Records that cross the ring buffer and the values of the maps that user
+ * space reads are defined here and nowhere else. The file is included by
+ * bpf/*.bpf.c (with vmlinux.h already in scope) and by agent/ (with the
+ * standard integer types), so it uses only fixed-width types.
+ */
+#ifndef KATASCOPE_ABI_H
+#define KATASCOPE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+typedef int32_t __s32;
+typedef int64_t __s64;
+#endif
+
+#define KS_COMM_LEN 16
+#define KS_PATH_LEN 256
+
+/*
+ * Latency buckets computed in the kernel. Upper bounds in nanoseconds; a
+ * value lands in the first bucket whose bound is >= it, the last bucket is
+ * +Inf. The agent exposes the same bounds in seconds.
+ */
+#define KS_LAT_BUCKETS 16
+#define KS_LAT_BOUNDS_NS                                                       \
+	{ 10000ULL, 50000ULL, 100000ULL, 250000ULL, 500000ULL, 1000000ULL,     \
+	  2500000ULL, 5000000ULL, 10000000ULL, 25000000ULL, 50000000ULL,       \
+	  100000000ULL, 250000000ULL, 500000000ULL, 1000000000ULL }
+
+enum ks_event_type {
+	KS_EV_EXEC = 1,
+	KS_EV_EXIT = 2,
+	KS_EV_FORK = 3,
+	KS_EV_TCP_CLOSE = 4,
+};
+
+struct ks_event_hdr {
+	__u32 type;
+	__u32 pid; /* tgid */
+	__u64 ts_ns; /* bpf_ktime_get_ns() */
+};
+
+struct ks_exec_event {
+	struct ks_event_hdr hdr;
+	__u32 ppid;
+	__u32 pad;
+	char comm[KS_COMM_LEN];
+	char filename[KS_PATH_LEN];
+};
+
+struct ks_exit_event {
+	struct ks_event_hdr hdr;
+};
+
+struct ks_fork_event {
+	struct ks_event_hdr hdr; /* hdr.pid is the child */
+	__u32 parent_pid;
+	__u32 pad;
+	char comm[KS_COMM_LEN];
+};
+
+enum ks_tcp_dir {
+	KS_TCP_ACTIVE = 1, /* we connected */
+	KS_TCP_PASSIVE = 2, /* we accepted */
+};
+
+struct ks_tcp_close_event {
+	struct ks_event_hdr hdr;
+	__u64 bytes_sent; /* tcp_sock.bytes_acked */
+	__u64 bytes_received; /* tcp_sock.bytes_received */
+	__u64 duration_ns; /* first sight to close */
+	__u32 srtt_us; /* smoothed RTT at close */
+	__u32 total_retrans;
+	__u16 family; /* AF_INET / AF_INET6 */
+	__u16 sport; /* host order */
+	__u16 dport; /* host order */
+	__u8 dir; /* enum ks_tcp_dir */
+	__u8 established; /* 0: never reached ESTABLISHED */
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/*
+ * Per-process counters, one entry per tgid in a per-CPU hash map (the agent
+ * sums the CPUs). Kept in the kernel so that no per-packet or per-switch
+ * event reaches user space.
+ */
+struct ks_pid_stats {
+	__u64 tcp_active_opens;
+	__u64 tcp_passive_opens;
+	__u64 tcp_failed_connects;
+	__u64 tcp_retransmits;
+	__u64 connect_lat_sum_ns;
+	__u64 connect_lat[KS_LAT_BUCKETS];
+	__u64 oncpu_ns;
+	__u64 runq_lat_sum_ns;
+	__u64 runq_lat[KS_LAT_BUCKETS];
+};
+
+/* Self-accounting, one slot per reason in a per-CPU array. */
+enum ks_drop_reason {
+	KS_DROP_RINGBUF = 0, /* ring buffer full: record lost */
+	KS_DROP_PIDSTATS_FULL, /* pid_stats map full */
+	KS_DROP_SOCKS_FULL, /* socks map full */
+	KS_DROP_MAX,
+};
+
+#endif /* KATASCOPE_ABI_H */
