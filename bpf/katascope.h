@@ -4,20 +4,14 @@
  *
  * Records that cross the ring buffer and the values of the maps that user
  * space reads are defined here and nowhere else. The file is included by
- * bpf/*.bpf.c (with vmlinux.h already in scope) and by agent/ (with the
+ * the bpf/ programs (with vmlinux.h already in scope) and by agent/ (with the
  * standard integer types), so it uses only fixed-width types.
  */
 #ifndef KATASCOPE_ABI_H
 #define KATASCOPE_ABI_H
 
 #ifndef __VMLINUX_H__
-#include <stdint.h>
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-typedef int32_t __s32;
-typedef int64_t __s64;
+#include <linux/types.h>
 #endif
 
 #define KS_COMM_LEN 16

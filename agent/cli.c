@@ -1,0 +1,247 @@
+/*
+ * cli.c - command-line parsing (getopt_long), see cli.h.
+ */
+#include "cli.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"Usage: katascope [OPTIONS]\n"
+	"Kernel-level eBPF observability agent: watches every process on this host\n"
+	"and serves Prometheus metrics.\n"
+	"\n"
+	"  -l, --listen ADDR:PORT   HTTP address for /metrics, /healthz (default 127.0.0.1:9464)\n"
+	"  -p, --pid PID            observe only this process (repeatable)\n"
+	"  -x, --exclude-pid PID    do not observe this process (repeatable)\n"
+	"      --max-series N       label sets per metric before overflow (default 2000)\n"
+	"      --refresh-ms MS      how often kernel counters are read (default 1000)\n"
+	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"  -h, --help               show this help\n"
+	"  -V, --version            show the version\n"
+	"\n"
+	"Needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (CAP_SYS_RESOURCE on\n"
+	"kernels older than 5.11).\n";
+
+void options_defaults(struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->log_level = LOG_INFO;
+	o->max_series = 2000;
+	o->refresh_ms = 1000;
+	o->proc_root = "/proc";
+	parse_listen("127.0.0.1:9464", o);
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max,
+		      unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int parse_listen(const char *s, struct options *o)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&o->listen_addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&o->listen_addr;
+	char host[64];
+	const char *colon, *hs, *he;
+	unsigned long port;
+
+	if (s[0] == '[') {
+		he = strchr(s, ']');
+		if (!he || he[1] != ':')
+			return -EINVAL;
+		hs = s + 1;
+		colon = he + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hs = s;
+		he = colon;
+	}
+	if ((size_t)(he - hs) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, hs, he - hs);
+	host[he - hs] = '\0';
+	if (parse_uint(colon + 1, 1, 65535, &port))
+		return -EINVAL;
+
+	memset(&o->listen_addr, 0, sizeof(o->listen_addr));
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+	} else if (strcmp(host, "localhost") == 0) {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+	} else {
+		return -EINVAL;
+	}
+	if (o->listen_addr.ss_family == AF_INET) {
+		sin->sin_port = htons((unsigned short)port);
+		o->listen_addrlen = sizeof(*sin);
+	} else {
+		sin6->sin6_port = htons((unsigned short)port);
+		o->listen_addrlen = sizeof(*sin6);
+	}
+	snprintf(o->listen_host, sizeof(o->listen_host), "%s", host);
+	o->listen_port = (int)port;
+	return 0;
+}
+
+static int add_pid(int *arr, int *n, const char *flag, const char *v,
+		   char err[CLI_ERR_LEN])
+{
+	unsigned long pid;
+
+	if (parse_uint(v, 1, INT_MAX, &pid)) {
+		snprintf(err, CLI_ERR_LEN,
+			 "invalid value '%s' for %s: expected a process id", v,
+			 flag);
+		return -1;
+	}
+	if (*n >= CLI_MAX_PIDS) {
+		snprintf(err, CLI_ERR_LEN, "too many %s options (at most %d)",
+			 flag, CLI_MAX_PIDS);
+		return -1;
+	}
+	arr[(*n)++] = (int)pid;
+	return 0;
+}
+
+enum { OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REFRESH_MS };
+
+static const struct option longopts[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "pid", required_argument, NULL, 'p' },
+	{ "exclude-pid", required_argument, NULL, 'x' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
+	{ "refresh-ms", required_argument, NULL, OPT_REFRESH_MS },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The flag as the user wrote it, for messages. */
+static const char *flag_name(int c, char *buf, size_t len)
+{
+	const struct option *lo;
+
+	for (lo = longopts; lo->name; lo++)
+		if (lo->val == c) {
+			snprintf(buf, len, "--%s", lo->name);
+			return buf;
+		}
+	snprintf(buf, len, "-%c", c);
+	return buf;
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct options *o,
+			  char err[CLI_ERR_LEN], void *out)
+{
+	unsigned long v;
+	char fb[32];
+	int c, lvl;
+
+	options_defaults(o);
+	err[0] = '\0';
+	optind = 0; /* full reset: tests call this repeatedly */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:p:x:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (parse_listen(optarg, o)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --listen: expected ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464",
+					 optarg);
+				return CLI_ERROR;
+			}
+			break;
+		case 'p':
+			if (add_pid(o->pids, &o->npids, "--pid", optarg, err))
+				return CLI_ERROR;
+			break;
+		case 'x':
+			if (add_pid(o->exclude_pids, &o->nexclude,
+				    "--exclude-pid", optarg, err))
+				return CLI_ERROR;
+			break;
+		case OPT_LOG_LEVEL:
+			lvl = log_level_parse(optarg);
+			if (lvl < 0) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --log-level: expected error, warn, info or debug",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->log_level = lvl;
+			break;
+		case OPT_MAX_SERIES:
+			if (parse_uint(optarg, 1, 1000000, &v)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --max-series: expected 1..1000000",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->max_series = (unsigned)v;
+			break;
+		case OPT_REFRESH_MS:
+			if (parse_uint(optarg, 100, 60000, &v)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --refresh-ms: expected 100..60000",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->refresh_ms = (unsigned)v;
+			break;
+		case 'h':
+			fputs(usage, (FILE *)out);
+			return CLI_EXIT_OK;
+		case 'V':
+			fprintf((FILE *)out, "katascope %s\n", KATASCOPE_VERSION);
+			return CLI_EXIT_OK;
+		case ':':
+			snprintf(err, CLI_ERR_LEN, "option %s needs a value",
+				 optopt ? flag_name(optopt, fb, sizeof(fb)) :
+					  argv[optind - 1]);
+			return CLI_ERROR;
+		default:
+			if (optopt)
+				snprintf(err, CLI_ERR_LEN,
+					 "unknown option '-%c' (see --help)",
+					 optopt);
+			else
+				snprintf(err, CLI_ERR_LEN,
+					 "unknown option '%s' (see --help)",
+					 argv[optind - 1]);
+			return CLI_ERROR;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, CLI_ERR_LEN,
+			 "unexpected argument '%s' (see --help)", argv[optind]);
+		return CLI_ERROR;
+	}
+	return CLI_RUN;
+}

@@ -1,0 +1,47 @@
+/*
+ * cli.h - command-line options.
+ *
+ * Parsing is a pure function of argv so that the unit tests can check
+ * every error message; main() only prints and exits.
+ */
+#ifndef KS_CLI_H
+#define KS_CLI_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CLI_MAX_PIDS 64
+#define CLI_ERR_LEN 256
+
+struct options {
+	char listen_host[64];
+	int listen_port;
+	struct sockaddr_storage listen_addr;
+	socklen_t listen_addrlen;
+	int pids[CLI_MAX_PIDS]; /* only these processes (and their children) */
+	int npids;
+	int exclude_pids[CLI_MAX_PIDS];
+	int nexclude;
+	int log_level;
+	unsigned max_series; /* label sets per metric family */
+	unsigned refresh_ms; /* how often kernel maps are folded into metrics */
+	const char *proc_root;
+};
+
+enum cli_result {
+	CLI_RUN = 0, /* start the agent */
+	CLI_EXIT_OK, /* --help / --version printed */
+	CLI_ERROR, /* bad usage; err holds one line */
+};
+
+void options_defaults(struct options *o);
+/*
+ * Parse argv into o. On CLI_ERROR, err holds one line naming the bad flag
+ * or value. --help and --version write to out.
+ */
+enum cli_result cli_parse(int argc, char **argv, struct options *o,
+			  char err[CLI_ERR_LEN], void *out /* FILE * */);
+/* "HOST:PORT" or "[V6]:PORT" -> sockaddr. 0 or -EINVAL. */
+int parse_listen(const char *s, struct options *o);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * httpd.c - /, /metrics, /healthz on libmicrohttpd. See httpd.h.
+ */
+#include "httpd.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct httpd {
+	struct MHD_Daemon *d;
+	struct metric_registry *reg;
+	pthread_mutex_t lock;
+	char *health;
+	int health_ok;
+};
+
+static const char index_page[] =
+	"katascope " KATASCOPE_VERSION "\n"
+	"\n"
+	"GET /metrics   Prometheus metrics (text format 0.0.4)\n"
+	"GET /healthz   probe groups and whether they attached (JSON; 200 ok, 503 not ready)\n"
+	"GET /          this page\n";
+
+int httpd_bind(const struct options *o, int *fd_out, char *msg, size_t len)
+{
+	int fd, one = 1, err;
+
+	fd = socket(o->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(msg, len, "cannot create a socket for --listen %s:%d: %s",
+			 o->listen_host, o->listen_port, strerror(errno));
+		return err;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&o->listen_addr,
+		 o->listen_addrlen) || listen(fd, 128)) {
+		err = -errno;
+		snprintf(msg, len, "cannot listen on %s:%d: %s%s",
+			 o->listen_host, o->listen_port, strerror(errno),
+			 errno == EADDRINUSE ?
+				 " (another process holds the port; pick another with --listen)" :
+				 errno == EADDRNOTAVAIL ?
+				 " (no interface has this address)" :
+				 "");
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+			     const char *ctype, char *body, size_t len,
+			     int owned)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(
+		len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		if (owned)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", ctype);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result text(struct MHD_Connection *c, unsigned status,
+			    const char *s)
+{
+	return reply(c, status, "text/plain; charset=utf-8", (char *)s,
+		     strlen(s), 0);
+}
+
+static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *c)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t len;
+	char *body;
+
+	metric_render_prometheus(h->reg, &sb);
+	if (sb.oom) {
+		sb_free(&sb);
+		return text(c, 500, "out of memory\n");
+	}
+	body = sb_detach(&sb, &len);
+	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+		     body, len, 1);
+}
+
+static enum MHD_Result serve_health(struct httpd *h, struct MHD_Connection *c)
+{
+	char *body;
+	int ok;
+
+	pthread_mutex_lock(&h->lock);
+	body = strdup(h->health ? h->health :
+				  "{\"status\":\"starting\",\"groups\":[]}\n");
+	ok = h->health_ok;
+	pthread_mutex_unlock(&h->lock);
+	if (!body)
+		return text(c, 500, "out of memory\n");
+	return reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+		     "application/json", body, strlen(body), 1);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
+			       const char *url, const char *method,
+			       const char *version, const char *upload_data,
+			       size_t *upload_data_size, void **req_cls)
+{
+	struct httpd *h = cls;
+	int known = !strcmp(url, "/") || !strcmp(url, "/metrics") ||
+		    !strcmp(url, "/healthz");
+
+	if (!known)
+		return text(c, MHD_HTTP_NOT_FOUND,
+			    "not found; GET / lists the endpoints\n");
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+			    "method not allowed; use GET\n");
+	if (!strcmp(url, "/metrics"))
+		return serve_metrics(h, c);
+	if (!strcmp(url, "/healthz"))
+		return serve_health(h, c);
+	return text(c, MHD_HTTP_OK, index_page);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_debug("httpd: %s", line);
+}
+
+struct httpd *httpd_start(int fd, struct metric_registry *reg, char *msg,
+			  size_t len)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+
+	if (!h) {
+		snprintf(msg, len, "out of memory");
+		close(fd);
+		return NULL;
+	}
+	h->reg = reg;
+	pthread_mutex_init(&h->lock, NULL);
+	h->d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+		NULL, handler, h, MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_CONNECTION_LIMIT, 64U,
+		MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(msg, len, "cannot start the HTTP server");
+		close(fd);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void httpd_stop(struct httpd *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->lock);
+	free(h->health);
+	free(h);
+}
+
+void httpd_set_health(struct httpd *h, int ok, const char *json)
+{
+	char *copy = strdup(json);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&h->lock);
+	free(h->health);
+	h->health = copy;
+	h->health_ok = ok;
+	pthread_mutex_unlock(&h->lock);
+}

@@ -1,0 +1,28 @@
+/*
+ * httpd.h - the agent's HTTP endpoints on libmicrohttpd.
+ *
+ * The listening socket is bound by httpd_bind() before any BPF work, so a
+ * busy port is reported at once with its cause. libmicrohttpd serves from
+ * its own thread; everything it reads is either the metric registry (which
+ * has its own lock) or the health document, swapped under a mutex.
+ */
+#ifndef KS_HTTPD_H
+#define KS_HTTPD_H
+
+#include <stddef.h>
+
+#include "cli.h"
+#include "metrics.h"
+
+struct httpd;
+
+/* Bind and listen; -errno with one line in msg on failure. */
+int httpd_bind(const struct options *o, int *fd_out, char *msg, size_t len);
+/* Start serving on fd (takes ownership). */
+struct httpd *httpd_start(int fd, struct metric_registry *reg, char *msg,
+			  size_t len);
+void httpd_stop(struct httpd *h);
+/* Replace the /healthz document; ok selects 200 or 503. */
+void httpd_set_health(struct httpd *h, int ok, const char *json);
+
+#endif

@@ -1,0 +1,307 @@
+/*
+ * main.c - katascope: wire the pieces together and run the event loop.
+ *
+ * One thread reads the ring buffer and, every --refresh-ms, folds the
+ * kernel's per-process counters into the metric registry; libmicrohttpd's
+ * thread serves the registry. Start-up order makes every user error cheap
+ * to report: flags, privileges, BTF and the listening port are checked
+ * before any BPF program is loaded.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "probes.h"
+#include "proctab.h"
+#include "strbuf.h"
+#include "sysenv.h"
+#include "telemetry.h"
+
+/* A process's counters are folded for this long after it exits, so that
+ * records still in flight (its sockets closing) find its service. */
+#define EXIT_GRACE_NS 3000000000ULL
+
+struct agent {
+	struct options opt;
+	struct metric_registry *reg;
+	struct proctab *procs;
+	struct telemetry *tel;
+	struct probes *probes;
+	struct httpd *httpd;
+	struct self_stats self;
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	stopping = 1;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	struct agent *a = ctx;
+	const struct ks_event_hdr *h = data;
+	const struct ks_exec_event *ex;
+	const struct ks_fork_event *fk;
+	struct proc_entry *e;
+
+	if (len < sizeof(*h))
+		return 0;
+	if (h->type <= KS_EV_TCP_CLOSE)
+		a->self.events[h->type]++;
+	switch (h->type) {
+	case KS_EV_EXEC:
+		if (len < sizeof(*ex))
+			break;
+		ex = data;
+		proctab_on_exec(a->procs, (int)h->pid, (int)ex->ppid, ex->comm,
+				ex->filename);
+		break;
+	case KS_EV_FORK:
+		if (len < sizeof(*fk))
+			break;
+		fk = data;
+		proctab_on_fork(a->procs, (int)h->pid, (int)fk->parent_pid,
+				fk->comm);
+		break;
+	case KS_EV_EXIT:
+		e = proctab_get(a->procs, (int)h->pid);
+		if (e)
+			e->exit_ns = h->ts_ns ? h->ts_ns : mono_ns();
+		break;
+	case KS_EV_TCP_CLOSE:
+		if (len < sizeof(struct ks_tcp_close_event))
+			break;
+		e = proctab_lookup(a->procs, (int)h->pid);
+		if (e)
+			telemetry_tcp_close(a->tel, e, data);
+		break;
+	}
+	return 0;
+}
+
+static void fold_one(uint32_t tgid, const struct ks_pid_stats *st, void *arg)
+{
+	struct agent *a = arg;
+	struct proc_entry *e = proctab_lookup(a->procs, (int)tgid);
+
+	if (!e) {
+		/* Gone before we knew it, or a kernel thread. */
+		probes_forget_pid(a->probes, tgid);
+		return;
+	}
+	telemetry_fold_pid(a->tel, e, st);
+}
+
+struct reap_ctx {
+	struct agent *a;
+	uint64_t now;
+	int pids[256];
+	int n;
+};
+
+static void find_exited(struct proc_entry *e, void *arg)
+{
+	struct reap_ctx *c = arg;
+
+	if (e->exit_ns && c->now > e->exit_ns + EXIT_GRACE_NS &&
+	    c->n < (int)(sizeof(c->pids) / sizeof(c->pids[0])))
+		c->pids[c->n++] = e->pid;
+}
+
+static void reap_exited(struct agent *a)
+{
+	struct reap_ctx c = { .a = a, .now = mono_ns() };
+	int i;
+
+	proctab_foreach(a->procs, find_exited, &c);
+	for (i = 0; i < c.n; i++) {
+		probes_forget_pid(a->probes, (uint32_t)c.pids[i]);
+		proctab_release(proctab_remove(a->procs, c.pids[i]));
+	}
+}
+
+static void refresh(struct agent *a)
+{
+	probes_read_pid_stats(a->probes, fold_one, a);
+	reap_exited(a);
+	probes_read_drops(a->probes, a->self.drops);
+	a->self.processes = proctab_count(a->procs);
+	a->self.proctab_dropped = proctab_dropped(a->procs);
+	telemetry_refresh(a->tel, a->procs, &a->self);
+}
+
+/* The /healthz document; returns whether every core group attached. */
+static int render_health(struct agent *a, struct strbuf *sb)
+{
+	const struct probe_group *g;
+	int i, n, ok = 1;
+
+	g = probes_groups(a->probes, &n);
+	for (i = 0; i < n; i++)
+		if (g[i].core && !g[i].attached)
+			ok = 0;
+	sb_printf(sb, "{\"status\":\"%s\",\"version\":\"%s\",\"groups\":[",
+		  ok ? "ok" : "degraded", KATASCOPE_VERSION);
+	for (i = 0; i < n; i++) {
+		sb_printf(sb, "%s{\"name\":", i ? "," : "");
+		sb_json_str(sb, g[i].name);
+		sb_printf(sb, ",\"core\":%s,\"attached\":%s,\"programs\":%d,",
+			  g[i].core ? "true" : "false",
+			  g[i].attached ? "true" : "false", g[i].nprogs);
+		sb_puts(sb, "\"probes\":");
+		sb_json_str(sb, g[i].what);
+		sb_puts(sb, ",\"error\":");
+		sb_json_str(sb, g[i].error);
+		sb_putc(sb, '}');
+	}
+	sb_printf(sb, "],\"processes_tracked\":%u}\n",
+		  proctab_count(a->procs));
+	return ok;
+}
+
+static void publish_health(struct agent *a)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int ok = render_health(a, &sb);
+
+	if (!sb.oom)
+		httpd_set_health(a->httpd, ok, sb.buf);
+	sb_free(&sb);
+}
+
+static int fail(const char *msg)
+{
+	fprintf(stderr, "katascope: %s\n", msg);
+	return 1;
+}
+
+static int start(struct agent *a, char *msg, size_t len)
+{
+	struct proctab_filter filter = {
+		a->opt.pids, a->opt.npids, a->opt.exclude_pids, a->opt.nexclude
+	};
+	int fd, err, n;
+
+	if ((err = sysenv_check_caps(msg, len)))
+		return err;
+	if ((err = sysenv_check_btf(msg, len)))
+		return err;
+	if ((err = httpd_bind(&a->opt, &fd, msg, len)))
+		return err;
+	a->reg = metric_registry_new(a->opt.max_series);
+	if (!a->reg) {
+		close(fd);
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
+	a->httpd = httpd_start(fd, a->reg, msg, len);
+	if (!a->httpd)
+		return -EIO;
+	if ((err = sysenv_mount_fs(msg, len)))
+		return err;
+	if (sysenv_raise_memlock(msg, len))
+		log_debug("%s (fine on kernels >= 5.11)", msg);
+	a->tel = telemetry_new(a->reg, a->opt.proc_root);
+	a->procs = proctab_new(a->opt.proc_root, 0, &filter);
+	if (!a->tel || !a->procs) {
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
+	/* Probes first, then the /proc scan: a process started in between
+	 * is seen by both, never by neither. */
+	err = probes_open(&a->probes, getpid(), on_event, a, msg, len);
+	if (err)
+		return err;
+	n = proctab_seed(a->procs);
+	if (n < 0) {
+		snprintf(msg, len, "cannot scan %s: %s", a->opt.proc_root,
+			 strerror(-n));
+		return n;
+	}
+	publish_health(a);
+	log_info("listening on http://%s:%d (/metrics, /healthz), %d processes",
+		 a->opt.listen_host, a->opt.listen_port, n);
+	return 0;
+}
+
+static void run(struct agent *a)
+{
+	uint64_t next = mono_ns(), period = a->opt.refresh_ms * 1000000ULL;
+	int err;
+
+	while (!stopping) {
+		err = probes_poll(a->probes, 100);
+		if (err < 0 && err != -EINTR) {
+			log_error("ring buffer poll failed: %s", strerror(-err));
+			break;
+		}
+		if (mono_ns() >= next) {
+			refresh(a);
+			publish_health(a);
+			next = mono_ns() + period;
+		}
+	}
+}
+
+static void cleanup(struct agent *a)
+{
+	httpd_stop(a->httpd);
+	probes_close(a->probes);
+	telemetry_free(a->tel);
+	proctab_free(a->procs);
+	metric_registry_free(a->reg);
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a;
+	char msg[512] = "";
+	struct sigaction sa;
+	int err;
+
+	memset(&a, 0, sizeof(a));
+	switch (cli_parse(argc, argv, &a.opt, msg, stdout)) {
+	case CLI_EXIT_OK:
+		return 0;
+	case CLI_ERROR:
+		fprintf(stderr, "katascope: %s\n", msg);
+		return 2;
+	case CLI_RUN:
+		break;
+	}
+	log_level = (enum log_level)a.opt.log_level;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = start(&a, msg, sizeof(msg));
+	if (err) {
+		cleanup(&a);
+		return fail(msg[0] ? msg : strerror(-err));
+	}
+	run(&a);
+	log_info("stopping");
+	cleanup(&a);
+	return 0;
+}

@@ -1,0 +1,323 @@
+/*
+ * probes.c - BPF skeletons: load, share maps, attach, read. See probes.h.
+ */
+#include "probes.h"
+#include "log.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proc.skel.h"
+#include "sched.skel.h"
+#include "tcp.skel.h"
+
+struct probes {
+	struct proc_bpf *proc;
+	struct tcp_bpf *tcp;
+	struct sched_bpf *sched;
+	struct ring_buffer *rb;
+	int events_fd, pid_stats_fd, drops_fd;
+	int ncpus;
+	struct ks_pid_stats *percpu; /* scratch for per-CPU lookups */
+	struct probe_group groups[PG_MAX];
+	struct bpf_link *links[64];
+	int nlinks;
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG && log_level < LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_msg(level == LIBBPF_WARN ? LOG_WARN : LOG_DEBUG, "%s",
+		line);
+	return 0;
+}
+
+static void group_fail(struct probe_group *g, const char *stage, int err)
+{
+	g->attached = 0;
+	snprintf(g->error, sizeof(g->error), "%s failed: %s", stage,
+		 strerror(-err));
+	log_warn("probe group %s unavailable: %s", g->name, g->error);
+}
+
+/* Attach every program of an object; all or nothing for the group. */
+static int attach_all(struct probes *p, struct bpf_object *obj,
+		      struct probe_group *g)
+{
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	int err;
+
+	bpf_object__for_each_program(prog, obj) {
+		link = bpf_program__attach(prog);
+		err = libbpf_get_error(link);
+		if (err) {
+			snprintf(g->error, sizeof(g->error),
+				 "attach %s failed: %s",
+				 bpf_program__name(prog), strerror(-err));
+			log_warn("probe group %s unavailable: %s", g->name,
+				 g->error);
+			return err;
+		}
+		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+			p->links[p->nlinks++] = link;
+		g->nprogs++;
+	}
+	g->attached = 1;
+	return 0;
+}
+
+static int reuse_shared(struct probes *p, struct bpf_map *events,
+			struct bpf_map *pid_stats, struct bpf_map *drops)
+{
+	int err;
+
+	err = bpf_map__reuse_fd(events, p->events_fd);
+	if (!err)
+		err = bpf_map__reuse_fd(pid_stats, p->pid_stats_fd);
+	if (!err)
+		err = bpf_map__reuse_fd(drops, p->drops_fd);
+	return err;
+}
+
+static int open_proc(struct probes *p, pid_t self)
+{
+	struct probe_group *g = &p->groups[PG_PROCESS];
+	int err;
+
+	p->proc = proc_bpf__open();
+	if (!p->proc) {
+		group_fail(g, "open", -errno);
+		return -errno;
+	}
+	p->proc->rodata->self_tgid = (uint32_t)self;
+	err = proc_bpf__load(p->proc);
+	if (err) {
+		group_fail(g, "load", err);
+		return err;
+	}
+	p->events_fd = bpf_map__fd(p->proc->maps.events);
+	p->pid_stats_fd = bpf_map__fd(p->proc->maps.pid_stats);
+	p->drops_fd = bpf_map__fd(p->proc->maps.drops);
+	return attach_all(p, p->proc->obj, g);
+}
+
+static void open_tcp(struct probes *p, pid_t self)
+{
+	struct probe_group *g = &p->groups[PG_TCP];
+	int err;
+
+	p->tcp = tcp_bpf__open();
+	if (!p->tcp) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->tcp->rodata->self_tgid = (uint32_t)self;
+	err = reuse_shared(p, p->tcp->maps.events, p->tcp->maps.pid_stats,
+			   p->tcp->maps.drops);
+	if (!err)
+		err = tcp_bpf__load(p->tcp);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	attach_all(p, p->tcp->obj, g);
+}
+
+static void open_sched(struct probes *p, pid_t self)
+{
+	struct probe_group *g = &p->groups[PG_SCHED];
+	int err;
+
+	p->sched = sched_bpf__open();
+	if (!p->sched) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->sched->rodata->self_tgid = (uint32_t)self;
+	err = reuse_shared(p, p->sched->maps.events, p->sched->maps.pid_stats,
+			   p->sched->maps.drops);
+	if (!err)
+		err = sched_bpf__load(p->sched);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	attach_all(p, p->sched->obj, g);
+}
+
+int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
+		char *msg, size_t len)
+{
+	struct probes *p;
+	int err;
+
+	libbpf_set_print(libbpf_print);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->groups[PG_PROCESS] = (struct probe_group){
+		"process", "sched_process_exec/exit/fork tracepoints", 1
+	};
+	p->groups[PG_TCP] = (struct probe_group){
+		"tcp", "inet_sock_set_state, tcp_retransmit_skb, accept exits",
+		1
+	};
+	p->groups[PG_SCHED] = (struct probe_group){
+		"sched", "sched_switch/wakeup: CPU time, run-queue latency", 0
+	};
+	p->ncpus = libbpf_num_possible_cpus();
+	if (p->ncpus <= 0) {
+		snprintf(msg, len, "cannot count possible CPUs");
+		err = -EINVAL;
+		goto fail;
+	}
+	p->percpu = calloc((size_t)p->ncpus, sizeof(*p->percpu));
+	if (!p->percpu) {
+		err = -ENOMEM;
+		goto fail;
+	}
+
+	err = open_proc(p, self);
+	if (err) {
+		snprintf(msg, len,
+			 "cannot load the core BPF programs: %s (run with --log-level debug for the verifier log)",
+			 p->groups[PG_PROCESS].error);
+		goto fail;
+	}
+	open_tcp(p, self);
+	open_sched(p, self);
+
+	p->rb = ring_buffer__new(p->events_fd, fn, ctx, NULL);
+	if (!p->rb) {
+		err = -errno;
+		snprintf(msg, len, "cannot open the BPF ring buffer: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	probes_close(p);
+	return err;
+}
+
+void probes_close(struct probes *p)
+{
+	if (!p)
+		return;
+	ring_buffer__free(p->rb);
+	while (p->nlinks > 0)
+		bpf_link__destroy(p->links[--p->nlinks]);
+	sched_bpf__destroy(p->sched);
+	tcp_bpf__destroy(p->tcp);
+	proc_bpf__destroy(p->proc);
+	free(p->percpu);
+	free(p);
+}
+
+int probes_poll(struct probes *p, int timeout_ms)
+{
+	return ring_buffer__poll(p->rb, timeout_ms);
+}
+
+static void sum_stats(struct ks_pid_stats *dst, const struct ks_pid_stats *src)
+{
+	const uint64_t *s = (const uint64_t *)src;
+	uint64_t *d = (uint64_t *)dst;
+	size_t i;
+
+	for (i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++)
+		d[i] += s[i];
+}
+
+int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
+{
+	struct ks_pid_stats total;
+	uint32_t key, next, *prev = NULL;
+	int i, n = 0;
+
+	while (bpf_map_get_next_key(p->pid_stats_fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(p->pid_stats_fd, &key, p->percpu))
+			continue; /* deleted meanwhile */
+		memset(&total, 0, sizeof(total));
+		for (i = 0; i < p->ncpus; i++)
+			sum_stats(&total, &p->percpu[i]);
+		fn(key, &total, arg);
+		n++;
+	}
+	return n;
+}
+
+int probes_forget_pid(struct probes *p, uint32_t tgid)
+{
+	return bpf_map_delete_elem(p->pid_stats_fd, &tgid);
+}
+
+void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX])
+{
+	uint64_t vals[p->ncpus];
+	uint32_t k;
+	int i;
+
+	for (k = 0; k < KS_DROP_MAX; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(p->drops_fd, &k, vals))
+			continue;
+		for (i = 0; i < p->ncpus; i++)
+			out[k] += vals[i];
+	}
+}
+
+const struct probe_group *probes_groups(struct probes *p, int *n)
+{
+	*n = PG_MAX;
+	return p->groups;
+}
+
+int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
+		    int max)
+{
+	struct bpf_object *objs[3] = { p->proc ? p->proc->obj : NULL,
+				       p->tcp ? p->tcp->obj : NULL,
+				       p->sched ? p->sched->obj : NULL };
+	struct bpf_prog_info info;
+	struct bpf_program *prog;
+	uint32_t ilen;
+	int i, n = 0, fd;
+
+	for (i = 0; i < 3; i++) {
+		if (!objs[i])
+			continue;
+		bpf_object__for_each_program(prog, objs[i]) {
+			fd = bpf_program__fd(prog);
+			if (fd < 0 || n >= max)
+				continue;
+			memset(&info, 0, sizeof(info));
+			ilen = sizeof(info);
+			if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+				continue;
+			ids[n] = info.id;
+			names[n] = bpf_program__name(prog);
+			n++;
+		}
+	}
+	return n;
+}

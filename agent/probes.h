@@ -1,0 +1,49 @@
+/*
+ * probes.h - loading, attaching and reading the BPF side.
+ *
+ * Probe families are loaded one by one; a family that fails to load or
+ * attach is recorded with its reason (served by /healthz) and the others go
+ * on. The process family is loaded first and owns the shared maps (ring
+ * buffer, pid_stats, drop counters) that the later families reuse.
+ */
+#ifndef KS_PROBES_H
+#define KS_PROBES_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "katascope.h"
+
+enum probe_group_id { PG_PROCESS = 0, PG_TCP, PG_SCHED, PG_MAX };
+
+struct probe_group {
+	const char *name;
+	const char *what;
+	int core; /* /healthz is 503 unless every core group attached */
+	int attached;
+	int nprogs;
+	char error[256];
+};
+
+struct probes;
+
+typedef int (*probe_event_fn)(void *ctx, void *data, size_t len);
+typedef void (*pid_stats_fn)(uint32_t tgid, const struct ks_pid_stats *st,
+			     void *arg);
+
+/* Load and attach everything. Fails only when no core group could load. */
+int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
+		char *msg, size_t len);
+void probes_close(struct probes *p);
+/* Consume ring-buffer records; returns records handled or -errno. */
+int probes_poll(struct probes *p, int timeout_ms);
+/* Sum the per-CPU stats of every process and call fn for each. */
+int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg);
+int probes_forget_pid(struct probes *p, uint32_t tgid);
+void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX]);
+const struct probe_group *probes_groups(struct probes *p, int *n);
+/* Names and ids of the loaded BPF programs (for bench and debugging). */
+int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
+		    int max);
+
+#endif

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * common.bpf.h - maps and helpers every katascope BPF object shares.
+ *
+ * Each probe family is its own object (and skeleton) so that one family
+ * failing to load or attach leaves the others working. The maps declared
+ * here exist in every object; the agent loads the first object and makes
+ * the later ones reuse its map fds (bpf_map__reuse_fd), so there is one
+ * ring buffer, one pid_stats table and one drop counter in the kernel.
+ */
+#ifndef KS_COMMON_BPF_H
+#define KS_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "katascope.h"
+
+#define KS_PID_STATS_MAX 16384
+#define KS_PF_KTHREAD 0x00200000
+
+/* The agent's own tgid: its traffic and CPU are not a monitored service's. */
+const volatile __u32 self_tgid = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* 4 MiB */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, KS_PID_STATS_MAX);
+	__type(key, __u32);
+	__type(value, struct ks_pid_stats);
+} pid_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KS_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline void count_drop(__u32 reason)
+{
+	__u64 *v = bpf_map_lookup_elem(&drops, &reason);
+
+	if (v)
+		(*v)++;
+}
+
+/* The stats slot of a process, created on first use. */
+static __always_inline struct ks_pid_stats *pid_stats_of(__u32 tgid)
+{
+	static const struct ks_pid_stats zero = {};
+	struct ks_pid_stats *st;
+
+	st = bpf_map_lookup_elem(&pid_stats, &tgid);
+	if (st)
+		return st;
+	if (bpf_map_update_elem(&pid_stats, &tgid, &zero, BPF_NOEXIST) &&
+	    bpf_map_lookup_elem(&pid_stats, &tgid) == NULL) {
+		count_drop(KS_DROP_PIDSTATS_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&pid_stats, &tgid);
+}
+
+static __always_inline __u32 lat_bucket(__u64 ns)
+{
+	static const __u64 bounds[KS_LAT_BUCKETS - 1] = KS_LAT_BOUNDS_NS;
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < KS_LAT_BUCKETS - 1; i++)
+		if (ns <= bounds[i])
+			return i;
+	return KS_LAT_BUCKETS - 1;
+}
+
+static __always_inline void *reserve_event(__u64 size)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!e)
+		count_drop(KS_DROP_RINGBUF);
+	return e;
+}
+
+#endif
