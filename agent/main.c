@@ -196,7 +196,8 @@ static int fail(const char *msg)
 static int start(struct agent *a, char *msg, size_t len)
 {
 	struct proctab_filter filter = {
-		a->opt.pids, a->opt.npids, a->opt.exclude_pids, a->opt.nexclude
+		a->opt.pids, a->opt.npids, a->opt.exclude_pids, a->opt.nexclude,
+		getpid()
 	};
 	int fd, err, n;
 

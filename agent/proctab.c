@@ -81,7 +81,8 @@ static int in_list(const int *list, int n, int pid)
 static int decide_monitored(struct proctab *t, int pid,
 			    const struct proc_entry *parent)
 {
-	if (in_list(t->filter.exclude, t->filter.nexclude, pid))
+	if (pid == t->filter.self ||
+	    in_list(t->filter.exclude, t->filter.nexclude, pid))
 		return 0;
 	if (t->filter.npids == 0)
 		return 1;
@@ -203,7 +204,7 @@ static int by_start_time(const void *a, const void *b)
 
 int proctab_seed(struct proctab *t)
 {
-	struct seed_ctx c = { .t = t };
+	struct seed_ctx c = {.t = t};
 	struct proc_entry *e;
 	size_t i;
 	int added = 0, err;

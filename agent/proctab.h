@@ -35,6 +35,7 @@ struct proctab_filter {
 	int npids;
 	const int *exclude; /* never these */
 	int nexclude;
+	int self; /* the agent: never a monitored service */
 };
 
 struct proctab;

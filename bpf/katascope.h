@@ -67,8 +67,8 @@ enum ks_tcp_dir {
 
 struct ks_tcp_close_event {
 	struct ks_event_hdr hdr;
-	__u64 bytes_sent; /* tcp_sock.bytes_acked */
-	__u64 bytes_received; /* tcp_sock.bytes_received */
+	__u64 bytes_sent; /* payload bytes sent, retransmissions not counted */
+	__u64 bytes_received; /* payload bytes received */
 	__u64 duration_ns; /* first sight to close */
 	__u32 srtt_us; /* smoothed RTT at close */
 	__u32 total_retrans;

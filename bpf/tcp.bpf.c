@@ -23,7 +23,8 @@ struct sock_info {
 	__u32 tgid;
 	__u8 dir;
 	__u8 established;
-	__u16 pad;
+	__u8 fin_rcvd; /* went through CLOSE_WAIT: the peer's FIN came first */
+	__u8 pad;
 };
 
 struct {
@@ -48,7 +49,8 @@ static __always_inline void remember(struct sock *sk, __u32 tgid, __u8 dir,
 		count_drop(KS_DROP_SOCKS_FULL);
 }
 
-static __always_inline void emit_close(struct sock *sk, struct sock_info *si)
+static __always_inline void emit_close(struct sock *sk, struct sock_info *si,
+				      int fin_rcvd)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct ks_tcp_close_event *e;
@@ -60,8 +62,14 @@ static __always_inline void emit_close(struct sock *sk, struct sock_info *si)
 	e->hdr.type = KS_EV_TCP_CLOSE;
 	e->hdr.pid = si->tgid;
 	e->hdr.ts_ns = now;
-	e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+	/* Payload only: bytes_acked and bytes_received count SYN and FIN
+	 * in sequence space, so use data bytes sent less retransmissions,
+	 * and take the peer's FIN off what was received. */
+	e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) -
+			BPF_CORE_READ(tp, bytes_retrans);
 	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	if (fin_rcvd && e->bytes_received)
+		e->bytes_received--;
 	e->duration_ns = now - si->start_ns;
 	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 	e->total_retrans = BPF_CORE_READ(tp, total_retrans);
@@ -122,6 +130,10 @@ int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 
+	if (newstate == TCP_CLOSE_WAIT) {
+		si->fin_rcvd = 1;
+		return 0;
+	}
 	if (newstate != TCP_CLOSE)
 		return 0;
 	if (oldstate == TCP_SYN_SENT) {
@@ -129,7 +141,11 @@ int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 		if (st)
 			st->tcp_failed_connects++;
 	} else if (si->established) {
-		emit_close(sk, si);
+		/* FIN_WAIT2/CLOSING -> CLOSE: the peer's FIN ended our close
+		 * (the socket becomes a timewait mini-socket). */
+		emit_close(sk, si,
+			   si->fin_rcvd || oldstate == TCP_FIN_WAIT2 ||
+				   oldstate == TCP_CLOSING);
 	}
 	bpf_map_delete_elem(&socks, &key);
 	return 0;
