@@ -1,0 +1,93 @@
+"""CPU and memory per service: a child that burns one CPU for a known time is
+attributed at least 0.8 s of on-CPU time per second of burning (and not more
+than it could have used); a process holding a known amount of touched memory
+shows at least that much RSS; node CPU and memory gauges are in 0..1."""
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import ks
+
+BURN_S = 3.0
+HOLD_MB = 96
+
+BURNER = textwrap.dedent("""
+    import sys, time
+    buf = bytearray(%d * 1024 * 1024)
+    for i in range(0, len(buf), 4096):
+        buf[i] = 1
+    print("ready", flush=True)
+    sys.stdin.readline()
+    t0 = time.process_time(); end = time.monotonic() + %f
+    x = 0
+    while time.monotonic() < end:
+        x += 1
+    print(time.process_time() - t0, flush=True)
+    sys.stdin.readline()
+""" % (HOLD_MB, BURN_S))
+
+
+def main():
+    ks.require_root()
+    r = ks.Result("cpu")
+    env = dict(os.environ, OTEL_SERVICE_NAME="ks-e2e-burn")
+    with ks.Agent() as agent:
+        p = subprocess.Popen([sys.executable, "-c", BURNER], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+        p.stdout.readline()
+
+        def cpu():
+            return ks.value(agent.metrics(), "process_cpu_time_seconds_total",
+                            service_name="ks-e2e-burn")
+
+        time.sleep(1.5)  # one refresh with the process idle
+        before = cpu()
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        time.sleep(2.2)  # mid-burn: one CPU of two is busy
+        ucpu = ks.value(agent.metrics(), "system_cpu_utilization_ratio")
+        used = float(p.stdout.readline())  # CPU the burner itself measured
+        time.sleep(2.5)  # let the agent fold the last interval in
+        after = cpu()
+        s = agent.metrics()
+        rss = ks.value(s, "process_memory_usage_bytes",
+                       service_name="ks-e2e-burn")
+        nproc = ks.value(s, "katascope_service_processes",
+                         service_name="ks-e2e-burn")
+        p.stdin.write("done\n")
+        p.stdin.flush()
+        p.wait(10)
+
+        got = after - before
+        print("burned %.3f s wall, process_time %.3f s, agent saw %.3f s" %
+              (BURN_S, used, got))
+        r.check(got >= 0.8 * BURN_S,
+                "on-CPU time >= 0.8 s per second burned (%.3f >= %.3f)" %
+                (got, 0.8 * BURN_S))
+        r.check(got <= BURN_S + 0.5,
+                "on-CPU time not more than one CPU could give (%.3f)" % got)
+        r.check(abs(got - used) <= 0.1 * used + 0.05,
+                "agrees with the process's own CPU clock within 10%% "
+                "(%.3f vs %.3f)" % (got, used))
+        r.check(rss >= HOLD_MB * 1024 * 1024,
+                "RSS >= %d MiB touched (%.1f MiB)" % (HOLD_MB, rss / 2**20))
+        r.eq(nproc, 1, "one process in the service")
+        n = ks.value(s, "katascope_runqueue_latency_seconds_count",
+                     service_name="ks-e2e-burn")
+        r.check(n > 0, "run-queue latency observed (%d waits)" % n)
+        umem = ks.value(s, "system_memory_utilization_ratio")
+        ncpu = os.cpu_count()
+        r.check(0.8 / ncpu <= ucpu <= 1,
+                "node CPU utilization while burning one of %d CPUs: %.3f" %
+                (ncpu, ucpu))
+        r.check(0 < umem < 1, "node memory utilization in (0,1): %.3f" % umem)
+        r.check(ks.value(s, "katascope_agent_memory_rss_bytes") > 0,
+                "agent RSS reported")
+    r.done()
+
+
+if __name__ == "__main__":
+    main()
