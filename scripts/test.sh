@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test:
+#  - unit tests built with ASan+UBSan (build-asan/),
+#  - unit and end-to-end tests against the real kernel (build/, as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test
+scripts/build.sh
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKATASCOPE_SANITIZE=ON \
+	>/dev/null
+cmake --build build-asan -j"$(nproc)"
+echo "== unit tests under ASan+UBSan"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 \
+	ctest -L unit --output-on-failure)
+
+echo "== all tests"
+cd build && ctest --output-on-failure "$@"
