@@ -8,6 +8,7 @@
  * before any BPF program is loaded.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "cli.h"
 #include "httpd.h"
+#include "l7.h"
 #include "log.h"
 #include "metrics.h"
 #include "probes.h"
@@ -34,6 +36,7 @@ struct agent {
 	struct metric_registry *reg;
 	struct proctab *procs;
 	struct telemetry *tel;
+	struct l7 *l7;
 	struct probes *probes;
 	struct httpd *httpd;
 	struct self_stats self;
@@ -64,7 +67,7 @@ static int on_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*h))
 		return 0;
-	if (h->type <= KS_EV_TCP_CLOSE)
+	if (h->type <= KS_EV_L7)
 		a->self.events[h->type]++;
 	switch (h->type) {
 	case KS_EV_EXEC:
@@ -92,6 +95,13 @@ static int on_event(void *ctx, void *data, size_t len)
 		e = proctab_lookup(a->procs, (int)h->pid);
 		if (e)
 			telemetry_tcp_close(a->tel, e, data);
+		break;
+	case KS_EV_L7:
+		if (len < offsetof(struct ks_l7_event, data))
+			break;
+		e = proctab_lookup(a->procs, (int)h->pid);
+		if (e)
+			l7_on_event(a->l7, e, data);
 		break;
 	}
 	return 0;
@@ -221,8 +231,9 @@ static int start(struct agent *a, char *msg, size_t len)
 	if (sysenv_raise_memlock(msg, len))
 		log_debug("%s (fine on kernels >= 5.11)", msg);
 	a->tel = telemetry_new(a->reg, a->opt.proc_root);
+	a->l7 = l7_new(a->reg);
 	a->procs = proctab_new(a->opt.proc_root, 0, &filter);
-	if (!a->tel || !a->procs) {
+	if (!a->tel || !a->l7 || !a->procs) {
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
@@ -267,6 +278,7 @@ static void cleanup(struct agent *a)
 	httpd_stop(a->httpd);
 	probes_close(a->probes);
 	telemetry_free(a->tel);
+	l7_free(a->l7);
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);
 }

@@ -15,12 +15,14 @@
 
 #include "proc.skel.h"
 #include "sched.skel.h"
+#include "l7.skel.h"
 #include "tcp.skel.h"
 
 struct probes {
 	struct proc_bpf *proc;
 	struct tcp_bpf *tcp;
 	struct sched_bpf *sched;
+	struct l7_bpf *l7;
 	struct ring_buffer *rb;
 	int events_fd, pid_stats_fd, drops_fd;
 	int ncpus;
@@ -117,49 +119,32 @@ static int open_proc(struct probes *p, pid_t self)
 	return attach_all(p, p->proc->obj, g);
 }
 
-static void open_tcp(struct probes *p, pid_t self)
-{
-	struct probe_group *g = &p->groups[PG_TCP];
-	int err;
-
-	p->tcp = tcp_bpf__open();
-	if (!p->tcp) {
-		group_fail(g, "open", -errno);
-		return;
-	}
-	p->tcp->rodata->self_tgid = (uint32_t)self;
-	err = reuse_shared(p, p->tcp->maps.events, p->tcp->maps.pid_stats,
-			   p->tcp->maps.drops);
-	if (!err)
-		err = tcp_bpf__load(p->tcp);
-	if (err) {
-		group_fail(g, "load", err);
-		return;
-	}
-	attach_all(p, p->tcp->obj, g);
-}
-
-static void open_sched(struct probes *p, pid_t self)
-{
-	struct probe_group *g = &p->groups[PG_SCHED];
-	int err;
-
-	p->sched = sched_bpf__open();
-	if (!p->sched) {
-		group_fail(g, "open", -errno);
-		return;
-	}
-	p->sched->rodata->self_tgid = (uint32_t)self;
-	err = reuse_shared(p, p->sched->maps.events, p->sched->maps.pid_stats,
-			   p->sched->maps.drops);
-	if (!err)
-		err = sched_bpf__load(p->sched);
-	if (err) {
-		group_fail(g, "load", err);
-		return;
-	}
-	attach_all(p, p->sched->obj, g);
-}
+/*
+ * Open, share the maps of the process family, load and attach one more
+ * family. A macro because each skeleton has its own type and functions.
+ */
+#define OPEN_FAMILY(p, self, field, skel, gid)                                 \
+	do {                                                                   \
+		struct probe_group *g_ = &(p)->groups[gid];                    \
+		int err_;                                                      \
+                                                                               \
+		(p)->field = skel##__open();                                   \
+		if (!(p)->field) {                                             \
+			group_fail(g_, "open", -errno);                        \
+			break;                                                 \
+		}                                                              \
+		(p)->field->rodata->self_tgid = (uint32_t)(self);              \
+		err_ = reuse_shared((p), (p)->field->maps.events,              \
+				    (p)->field->maps.pid_stats,                \
+				    (p)->field->maps.drops);                   \
+		if (!err_)                                                     \
+			err_ = skel##__load((p)->field);                       \
+		if (err_) {                                                    \
+			group_fail(g_, "load", err_);                          \
+			break;                                                 \
+		}                                                              \
+		attach_all((p), (p)->field->obj, g_);                          \
+	} while (0)
 
 int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 		char *msg, size_t len)
@@ -181,6 +166,10 @@ int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 	p->groups[PG_SCHED] = (struct probe_group){
 		"sched", "sched_switch/wakeup: CPU time, run-queue latency", 0
 	};
+	p->groups[PG_L7] = (struct probe_group){
+		"http", "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
+		0
+	};
 	p->ncpus = libbpf_num_possible_cpus();
 	if (p->ncpus <= 0) {
 		snprintf(msg, len, "cannot count possible CPUs");
@@ -200,8 +189,9 @@ int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 			 p->groups[PG_PROCESS].error);
 		goto fail;
 	}
-	open_tcp(p, self);
-	open_sched(p, self);
+	OPEN_FAMILY(p, self, tcp, tcp_bpf, PG_TCP);
+	OPEN_FAMILY(p, self, sched, sched_bpf, PG_SCHED);
+	OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7);
 
 	p->rb = ring_buffer__new(p->events_fd, fn, ctx, NULL);
 	if (!p->rb) {
@@ -224,6 +214,7 @@ void probes_close(struct probes *p)
 	ring_buffer__free(p->rb);
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
+	l7_bpf__destroy(p->l7);
 	sched_bpf__destroy(p->sched);
 	tcp_bpf__destroy(p->tcp);
 	proc_bpf__destroy(p->proc);
@@ -295,15 +286,16 @@ const struct probe_group *probes_groups(struct probes *p, int *n)
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max)
 {
-	struct bpf_object *objs[3] = { p->proc ? p->proc->obj : NULL,
+	struct bpf_object *objs[4] = { p->proc ? p->proc->obj : NULL,
 				       p->tcp ? p->tcp->obj : NULL,
-				       p->sched ? p->sched->obj : NULL };
+				       p->sched ? p->sched->obj : NULL,
+				       p->l7 ? p->l7->obj : NULL };
 	struct bpf_prog_info info;
 	struct bpf_program *prog;
 	uint32_t ilen;
 	int i, n = 0, fd;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		if (!objs[i])
 			continue;
 		bpf_object__for_each_program(prog, objs[i]) {

@@ -14,7 +14,7 @@
 
 #include "katascope.h"
 
-enum probe_group_id { PG_PROCESS = 0, PG_TCP, PG_SCHED, PG_MAX };
+enum probe_group_id { PG_PROCESS = 0, PG_TCP, PG_SCHED, PG_L7, PG_MAX };
 
 struct probe_group {
 	const char *name;

@@ -392,6 +392,8 @@ size_t sql_normalize(const char *sql, size_t len, char *out, size_t outsz,
 	struct token t;
 	bool open;
 
+	if (!outsz)
+		return 0;
 	lex_init(&lx, sql, len);
 	while (!o.full && lex(&lx, &t) != T_END) {
 		if (is_kw(&t, "in") && in_list(&lx, &open)) {
@@ -419,11 +421,11 @@ static size_t keyword(const struct lexer *lx, const struct token *t,
 
 	if (t->type != T_WORD || t->len >= SQL_OP_MAX || may_be_cut(lx, t, cut))
 		return 0;
-	for (i = 0; i < t->len; i++) {
+	for (i = 0; i < t->len; i++)
 		if (!is_alpha((unsigned char)t->s[i]))
 			return 0;
+	for (i = 0; i < t->len; i++)
 		op[i] = (char)(t->s[i] & ~32);
-	}
 	op[t->len] = '\0';
 	return t->len;
 }
@@ -472,7 +474,7 @@ enum trigger { TRIG_NONE, TRIG_NAME, TRIG_RELATION };
 static enum trigger trigger_of(const struct token *t)
 {
 	static const char *const names[] = { "into", "update", "table",
-					     "copy", NULL };
+					     "copy", "truncate", NULL };
 	static const char *const relations[] = { "from", "join", NULL };
 
 	if (is_kw_in(t, relations))
@@ -585,6 +587,8 @@ size_t sql_collection(const char *sql, size_t len, bool cut, char *out,
 	struct token t;
 	enum trigger trig;
 
+	if (!outsz)
+		return 0;
 	out[0] = '\0';
 	lex_init(&lx, sql, len);
 	while (lex(&lx, &t) != T_END) {

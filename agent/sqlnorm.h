@@ -23,7 +23,8 @@
  * or WITH if it is not in the text.
  *
  * sql_collection(): the first table named after FROM, JOIN, INTO, UPDATE,
- * TABLE or COPY (db_collection_name), as written minus quotes, schema
+ * TABLE, TRUNCATE or COPY
+ * (db_collection_name), as written minus quotes, schema
  * included ("public"."Users" -> public.Users). FROM/JOIN inside a function
  * call's parentheses (extract(day FROM ts)) and set-returning functions
  * (FROM generate_series(..)) are not tables. Empty if there is none.
@@ -51,7 +52,11 @@ size_t sql_normalize(const char *sql, size_t len, char *out, size_t outsz,
 size_t sql_operation(const char *sql, size_t len, bool cut,
 		     char op[SQL_OP_MAX]);
 
-/* First table into out (outsz > 0); returns its length, 0 if none. */
+/*
+ * First table into out (outsz > 0; 128 holds any PostgreSQL schema.table).
+ * Returns its length, 0 if there is none (a name too long for out is
+ * skipped).
+ */
 size_t sql_collection(const char *sql, size_t len, bool cut, char *out,
 		      size_t outsz);
 

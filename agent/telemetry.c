@@ -427,9 +427,11 @@ static void set_counter(struct metric_family *f, const char *const *lv,
 
 static void refresh_self(struct telemetry *t, const struct self_stats *st)
 {
-	static const char *const types[] = { NULL, "exec", "exit", "fork",
-					     "tcp_close" };
-	const char *m_pid[] = { "pid_stats" }, *m_socks[] = { "socks" };
+	static const char *const types[] = { NULL,	  "exec",
+					     "exit",	  "fork",
+					     "tcp_close", "l7" };
+	const char *m_pid[] = { "pid_stats" }, *m_socks[] = { "socks" },
+		   *m_conns[] = { "conns" };
 	struct rusage ru;
 	long long rss;
 	int i;
@@ -439,9 +441,11 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 		    (double)st->drops[KS_DROP_PIDSTATS_FULL]);
 	set_counter(t->self_map_full, m_socks,
 		    (double)st->drops[KS_DROP_SOCKS_FULL]);
+	set_counter(t->self_map_full, m_conns,
+		    (double)st->drops[KS_DROP_L7_CONNS_FULL]);
 	set_counter(t->self_overflow, NULL,
 		    (double)metric_registry_overflows(t->reg));
-	for (i = KS_EV_EXEC; i <= KS_EV_TCP_CLOSE; i++) {
+	for (i = KS_EV_EXEC; i <= KS_EV_L7; i++) {
 		const char *lv[] = { types[i] };
 
 		set_counter(t->self_events, lv, (double)st->events[i]);

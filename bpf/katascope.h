@@ -33,6 +33,7 @@ enum ks_event_type {
 	KS_EV_EXIT = 2,
 	KS_EV_FORK = 3,
 	KS_EV_TCP_CLOSE = 4,
+	KS_EV_L7 = 5,
 };
 
 struct ks_event_hdr {
@@ -82,6 +83,37 @@ struct ks_tcp_close_event {
 };
 
 /*
+ * L7 exchanges seen on socket syscalls. The kernel finds where an HTTP
+ * request starts (first read of a request line on an idle connection) and
+ * where its response ends (Content-Length reached, the chunked terminator
+ * written, a body-less response's head written, or else the last write
+ * before the next request or the close). Two records per exchange: the
+ * request with the first bytes of its head, and the end with the status.
+ */
+#define KS_L7_DATA 256
+
+enum ks_l7_kind {
+	KS_L7_HTTP_REQUEST = 1, /* data: the request head's first bytes */
+	KS_L7_HTTP_DONE = 2, /* response complete; no data */
+	KS_L7_HTTP_ABORTED = 3, /* closed with a request unanswered */
+};
+
+#define KS_L7_F_END_GUESSED 0x1 /* end taken from the last write seen */
+
+struct ks_l7_event {
+	struct ks_event_hdr hdr; /* hdr.ts_ns: when the record was made */
+	__u64 conn_id; /* tgid << 32 | fd */
+	__u64 start_ns; /* first byte of the request read */
+	__u64 end_ns; /* last byte of the response written */
+	__u32 kind; /* enum ks_l7_kind */
+	__u16 status; /* HTTP status code (DONE) */
+	__u16 lport; /* local port of the socket */
+	__u32 flags;
+	__u32 len; /* bytes valid in data */
+	__u8 data[KS_L7_DATA];
+};
+
+/*
  * Per-process counters, one entry per tgid in a per-CPU hash map (the agent
  * sums the CPUs). Kept in the kernel so that no per-packet or per-switch
  * event reaches user space.
@@ -103,6 +135,7 @@ enum ks_drop_reason {
 	KS_DROP_RINGBUF = 0, /* ring buffer full: record lost */
 	KS_DROP_PIDSTATS_FULL, /* pid_stats map full */
 	KS_DROP_SOCKS_FULL, /* socks map full */
+	KS_DROP_L7_CONNS_FULL, /* l7 conns map full */
 	KS_DROP_MAX,
 };
 

@@ -31,7 +31,8 @@ def main():
     with ks.Agent() as agent:
         h = agent.health
         names = {g["name"]: g for g in h["groups"]}
-        r.eq(sorted(names), ["process", "sched", "tcp"], "probe groups listed")
+        r.eq(sorted(names), ["http", "process", "sched", "tcp"],
+             "probe groups listed")
         for g in names.values():
             r.check(g["attached"] and g["programs"] > 0 and not g["error"],
                     "group %s attached (%d programs)" % (g["name"],

@@ -1,0 +1,225 @@
+/*
+ * l7.c - HTTP server request metrics, see l7.h.
+ *
+ * Pending requests live in a fixed open-addressing table keyed by
+ * connection (tgid << 32 | fd): one request per connection is in flight at
+ * a time (pipelining is counted as one exchange by the kernel side). A
+ * collision overwrites the older entry and is counted, so memory is fixed.
+ */
+#include "l7.h"
+#include "l7_http.h"
+#include "route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PENDING_SLOTS 16384 /* power of two */
+#define MAX_GUARDS 256
+
+static const double http_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
+				      0.1,   0.25, 0.5,   0.75, 1,
+				      2.5,   5,    7.5,   10 };
+
+struct pending {
+	uint64_t conn_id; /* 0: free */
+	uint64_t start_ns;
+	char method[16];
+	char route[ROUTE_MAX];
+};
+
+struct guard_slot {
+	char service[PI_NAME_LEN];
+	struct route_guard guard;
+};
+
+struct l7 {
+	struct metric_registry *reg;
+	struct metric_family *http_dur;
+	struct metric_family *http_aborted;
+	struct metric_family *http_guessed;
+	struct metric_family *routes_collapsed;
+	struct pending *pending;
+	struct guard_slot *guards[MAX_GUARDS];
+	unsigned nguards;
+	struct l7_stats st;
+};
+
+struct l7 *l7_new(struct metric_registry *reg)
+{
+	static const char *const dur_labels[] = {
+		"service_name",	  "http_request_method",
+		"http_route",	  "http_response_status_code",
+		"server_port",	  "url_scheme",
+		NULL
+	};
+	static const char *const ab_labels[] = { "service_name",
+						 "http_request_method",
+						 "http_route", "server_port",
+						 NULL };
+	static const char *const svc[] = { "service_name", NULL };
+	struct l7 *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->reg = reg;
+	l->pending = calloc(PENDING_SLOTS, sizeof(*l->pending));
+	l->http_dur = metric_family_new(
+		reg, "http_server_request_duration_seconds", METRIC_HISTOGRAM,
+		"HTTP server requests: from the first byte of the request read to the last byte of the response written.",
+		dur_labels, http_bounds,
+		sizeof(http_bounds) / sizeof(http_bounds[0]));
+	l->http_aborted = metric_family_new(
+		reg, "katascope_http_server_requests_aborted_total",
+		METRIC_COUNTER,
+		"HTTP requests whose connection closed before a response was written.",
+		ab_labels, NULL, 0);
+	l->http_guessed = metric_family_new(
+		reg, "katascope_http_server_end_guessed_total", METRIC_COUNTER,
+		"HTTP responses whose end the kernel could not see exactly (no length in the first 256 bytes of the head); their end is the last write before the next request or the close.",
+		svc, NULL, 0);
+	l->routes_collapsed = metric_family_new(
+		reg, "katascope_http_route_collapsed_total", METRIC_COUNTER,
+		"Route segments replaced by * by the per-service cardinality guard.",
+		svc, NULL, 0);
+	if (!l->pending || !l->http_dur || !l->http_aborted ||
+	    !l->http_guessed || !l->routes_collapsed) {
+		l7_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void l7_free(struct l7 *l)
+{
+	unsigned i;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->nguards; i++)
+		free(l->guards[i]);
+	free(l->pending);
+	free(l);
+}
+
+static struct pending *slot(struct l7 *l, uint64_t conn_id)
+{
+	uint64_t h = conn_id * 0x9E3779B97F4A7C15ULL;
+
+	return &l->pending[(h >> 40) & (PENDING_SLOTS - 1)];
+}
+
+static struct route_guard *guard_for(struct l7 *l, const char *service)
+{
+	struct guard_slot *g;
+	unsigned i;
+
+	for (i = 0; i < l->nguards; i++)
+		if (strcmp(l->guards[i]->service, service) == 0)
+			return &l->guards[i]->guard;
+	if (l->nguards == MAX_GUARDS)
+		return NULL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	snprintf(g->service, sizeof(g->service), "%s", service);
+	l->guards[l->nguards++] = g;
+	return &g->guard;
+}
+
+static void on_request(struct l7 *l, const struct proc_entry *e,
+		       const struct ks_l7_event *ev)
+{
+	struct http1_request req;
+	struct pending *p = slot(l, ev->conn_id);
+	struct route_guard *g;
+	uint64_t before;
+	size_t n;
+	int len;
+
+	if (http1_parse_request(ev->data, ev->len > KS_L7_DATA ? KS_L7_DATA :
+								 ev->len,
+				&req)) {
+		l->st.unparsed++;
+		return;
+	}
+	if (p->conn_id && p->conn_id != ev->conn_id)
+		l->st.evicted++;
+	p->conn_id = ev->conn_id;
+	p->start_ns = ev->start_ns;
+	snprintf(p->method, sizeof(p->method), "%s",
+		 http1_method_name(req.method));
+	len = http_route(req.path, req.path_len,
+			 (req.h.flags & HTTP1_F_PATH_TRUNC) != 0, p->route,
+			 sizeof(p->route));
+	if (len < 0) {
+		p->route[0] = '\0';
+		return;
+	}
+	g = guard_for(l, e->service);
+	if (g) {
+		before = g->collapsed;
+		n = route_guard_apply(g, p->route, (size_t)len);
+		p->route[n] = '\0';
+		if (g->collapsed != before) {
+			const char *lv[] = { e->service };
+
+			metric_add(l->routes_collapsed, lv,
+				   (double)(g->collapsed - before));
+		}
+	}
+}
+
+static void on_end(struct l7 *l, const struct proc_entry *e,
+		   const struct ks_l7_event *ev)
+{
+	struct pending *p = slot(l, ev->conn_id);
+	char status[8], port[8];
+
+	if (p->conn_id != ev->conn_id) {
+		l->st.unmatched++;
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", ev->lport);
+	if (ev->kind == KS_L7_HTTP_ABORTED) {
+		const char *lv[] = { e->service, p->method, p->route, port };
+
+		metric_add(l->http_aborted, lv, 1);
+	} else {
+		const char *lv[] = { e->service, p->method, p->route,
+				     status,	 port,	    "http" };
+		double d = ev->end_ns > p->start_ns ?
+				   (double)(ev->end_ns - p->start_ns) * 1e-9 :
+				   0;
+
+		snprintf(status, sizeof(status), "%u", ev->status);
+		metric_observe(l->http_dur, lv, d);
+		if (ev->flags & KS_L7_F_END_GUESSED) {
+			const char *sv[] = { e->service };
+
+			metric_add(l->http_guessed, sv, 1);
+		}
+	}
+	p->conn_id = 0;
+}
+
+void l7_on_event(struct l7 *l, const struct proc_entry *e,
+		 const struct ks_l7_event *ev)
+{
+	if (!e->monitored)
+		return;
+	switch (ev->kind) {
+	case KS_L7_HTTP_REQUEST:
+		on_request(l, e, ev);
+		break;
+	case KS_L7_HTTP_DONE:
+	case KS_L7_HTTP_ABORTED:
+		on_end(l, e, ev);
+		break;
+	}
+}
+
+void l7_stats(const struct l7 *l, struct l7_stats *out)
+{
+	*out = l->st;
+}

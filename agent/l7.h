@@ -1,0 +1,33 @@
+/*
+ * l7.h - request metrics from the kernel's L7 records.
+ *
+ * The kernel sends two records per HTTP exchange: the request (with the
+ * first bytes of its head) and its end (status, timestamps). This file
+ * pairs them by connection, parses the head with l7_http, normalizes the
+ * route (route.h, plus a per-service cardinality guard) and observes
+ * http_server_request_duration_seconds. Pure: no BPF, no I/O.
+ */
+#ifndef KS_L7_H
+#define KS_L7_H
+
+#include <stdint.h>
+
+#include "katascope.h"
+#include "metrics.h"
+#include "proctab.h"
+
+struct l7;
+
+struct l7_stats {
+	uint64_t unmatched; /* end records with no request seen */
+	uint64_t evicted; /* pending requests pushed out of a full table */
+	uint64_t unparsed; /* request heads the parser refused */
+};
+
+struct l7 *l7_new(struct metric_registry *reg);
+void l7_free(struct l7 *l);
+void l7_on_event(struct l7 *l, const struct proc_entry *e,
+		 const struct ks_l7_event *ev);
+void l7_stats(const struct l7 *l, struct l7_stats *out);
+
+#endif

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * l7.bpf.c - HTTP/1.x server exchanges from the socket syscalls.
+ *
+ * Every read/recvfrom and write/sendto/writev of every process is looked at
+ * for a few instructions: is this fd a TCP socket (asked of the kernel once
+ * per fd, then remembered in `conns`, negative answers too), and is the
+ * connection between messages? Only the first bytes of a request and of a
+ * response head are copied; bodies never are. Connections opened before
+ * the agent started are recognised the same way, from their bytes.
+ *
+ * Per connection the kernel tracks IDLE -> REQ (a request line was read)
+ * -> RESP (a status line was written) -> IDLE (the response ended). The
+ * response's end is exact when its head says how long it is
+ * (Content-Length, chunked, or no body by rule); otherwise it is the last
+ * write before the next request or the close (flagged as guessed).
+ * Pipelined requests (several in one read) count as one: later work.
+ */
+#include "sockfd.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define L7_CONNS_MAX 65536
+#define HEAD_SCAN 256
+
+/* var &= mask in a way the compiler cannot drop, so the verifier sees the
+ * bound (it may otherwise reuse an unmasked copy). */
+#define VERIFIER_BOUND(var, mask) asm volatile("%0 &= " #mask : "+r"(var))
+
+enum conn_kind { CK_NOT_TCP = 1, CK_TCP = 2 };
+enum conn_state { ST_IDLE = 0, ST_REQ, ST_RESP };
+
+#define CF_HEAD_REQ 0x01 /* request was HEAD: response has no body */
+#define CF_LEN_KNOWN 0x02 /* expect_total is the response's length */
+#define CF_CHUNKED 0x04
+#define CF_NO_BODY 0x08
+
+struct l7_conn {
+	__u8 kind;
+	__u8 state;
+	__u8 flags;
+	__u8 pad;
+	__u16 status;
+	__u16 lport;
+	__u64 expect_total;
+	__u64 written;
+	__u64 req_start_ns;
+	__u64 last_write_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_CONNS_MAX);
+	__type(key, __u64);
+	__type(value, struct l7_conn);
+} conns SEC(".maps");
+
+enum io_op { IO_READ = 1, IO_WRITE, IO_WRITEV };
+
+struct io_args {
+	__u64 buf; /* buffer, or iovec array for IO_WRITEV */
+	__u32 fd;
+	__u32 op;
+	__u32 iovcnt;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct io_args);
+} inflight_io SEC(".maps");
+
+struct scratch {
+	__u8 b[512];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_buf SEC(".maps");
+
+static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
+{
+	return (__u64)tgid << 32 | fd;
+}
+
+/* The connection state of fd, learning from the kernel on first sight
+ * whether it is a TCP socket. NULL for anything that is not. */
+static __always_inline struct l7_conn *conn_of(__u32 tgid, int fd)
+{
+	struct l7_conn *c, fresh = {};
+	__u64 key = conn_key(tgid, (__u32)fd);
+	struct sock *sk;
+
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c)
+		return c->kind == CK_TCP ? c : NULL;
+	sk = tcp_sock_of_fd(fd);
+	fresh.kind = sk ? CK_TCP : CK_NOT_TCP;
+	if (sk)
+		fresh.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
+		count_drop(KS_DROP_L7_CONNS_FULL);
+	if (!sk)
+		return NULL;
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+static __always_inline int enter_io(int fd, const void *buf, __u32 op,
+				    __u32 iovcnt)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct io_args a;
+
+	if (tgid == self_tgid || fd < 0)
+		return 0;
+	if (!conn_of(tgid, fd))
+		return 0;
+	a.buf = (__u64)buf;
+	a.fd = (__u32)fd;
+	a.op = op;
+	a.iovcnt = iovcnt;
+	bpf_map_update_elem(&inflight_io, &id, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int is_request_start(__u64 w)
+{
+	/* First 8 bytes of the buffer, little-endian. */
+	__u32 lo = (__u32)w;
+
+	switch (lo) {
+	case 0x20544547: /* "GET " */
+	case 0x20545550: /* "PUT " */
+		return 1;
+	case 0x54534f50: /* "POST" */
+		return ((w >> 32) & 0xff) == ' ';
+	case 0x44414548: /* "HEAD" */
+		return ((w >> 32) & 0xff) == ' ' ? 2 : 0;
+	case 0x454c4544: /* "DELE" */
+	case 0x43544150: /* "PATC" */
+	case 0x4954504f: /* "OPTI" */
+	case 0x4e4e4f43: /* "CONN" */
+	case 0x43415254: /* "TRAC" */
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
+				 __u64 end_ns, __u32 flags)
+{
+	struct ks_l7_event *e;
+
+	e = reserve_event(offsetof(struct ks_l7_event, data));
+	if (!e)
+		return;
+	e->hdr.type = KS_EV_L7;
+	e->hdr.pid = key >> 32;
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->conn_id = key;
+	e->start_ns = c->req_start_ns;
+	e->end_ns = end_ns;
+	e->kind = kind;
+	e->status = c->status;
+	e->lport = c->lport;
+	e->flags = flags;
+	e->len = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void finish(struct l7_conn *c, __u64 key, __u64 end_ns,
+				   __u32 flags)
+{
+	emit(c, key, KS_L7_HTTP_DONE, end_ns, flags);
+	c->state = ST_IDLE;
+}
+
+static __always_inline void on_read(struct l7_conn *c, __u64 key,
+				    const void *buf, long ret, __u64 now)
+{
+	struct ks_l7_event *e;
+	__u64 w = 0, len;
+	int kind;
+
+	if (c->state == ST_REQ)
+		return; /* request body */
+	if (ret < 4)
+		return;
+	bpf_probe_read_user(&w, ret < 8 ? 4 : 8, buf);
+	kind = is_request_start(w);
+	if (!kind)
+		return;
+	if (c->state == ST_RESP) /* length unknown: ended by this request */
+		finish(c, key, c->last_write_ns, KS_L7_F_END_GUESSED);
+	c->state = ST_REQ;
+	c->flags = kind == 2 ? CF_HEAD_REQ : 0;
+	c->status = 0;
+	c->req_start_ns = now;
+	c->written = 0;
+	c->last_write_ns = now;
+
+	e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	len = ret > KS_L7_DATA ? KS_L7_DATA : (__u32)ret;
+	VERIFIER_BOUND(len, 0x1ff);
+	if (len > KS_L7_DATA) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->hdr.type = KS_EV_L7;
+	e->hdr.pid = key >> 32;
+	e->hdr.ts_ns = now;
+	e->conn_id = key;
+	e->start_ns = now;
+	e->end_ns = 0;
+	e->kind = KS_L7_HTTP_REQUEST;
+	e->status = 0;
+	e->lport = c->lport;
+	e->flags = 0;
+	e->len = len;
+	bpf_probe_read_user(e->data, len, buf);
+	bpf_ringbuf_submit(e, 0);
+}
+
+struct head_scan {
+	__u8 *b;
+	__u32 n;
+	__u32 head_len;
+	__u32 cl_pos;
+	__u32 chunked;
+};
+
+/* One byte position of the head; bpf_loop callback (verified once). */
+static long scan_one(__u32 i, struct head_scan *h)
+{
+	__u64 j = i;
+	__u8 *b;
+
+	if (i < 12)
+		return 0;
+	if (i >= HEAD_SCAN - 4 || i + 4 > h->n)
+		return 1;
+	/* Keep the verifier's bound: the compiler may otherwise reuse the
+	 * unmasked copy of i after the check. */
+	asm volatile("%0 &= 0xff" : "+r"(j));
+	b = h->b + j; /* b[0..18] stays inside the 512-byte scratch */
+	if (b[0] == '\r' && b[1] == '\n' && b[2] == '\r' && b[3] == '\n') {
+		h->head_len = i + 4;
+		return 1;
+	}
+	if (b[0] != '\n')
+		return 0;
+	if ((b[1] | 0x20) == 'c' && b[8] == '-' && (b[9] | 0x20) == 'l' &&
+	    b[15] == ':')
+		h->cl_pos = i + 16;
+	else if ((b[1] | 0x20) == 't' && b[9] == '-' &&
+		 (b[10] | 0x20) == 'e' && b[18] == ':')
+		h->chunked = 1;
+	return 0;
+}
+
+/*
+ * Parse a response head from its first bytes: status, head length and
+ * body length. Headers are matched by the position of their dash, which
+ * is enough to tell Content-Length from Transfer-Encoding.
+ */
+static __always_inline void parse_response(struct l7_conn *c, const void *buf,
+					   __u32 n)
+{
+	struct head_scan h = {};
+	__u32 zero = 0, i;
+	__u64 len;
+	__u64 clen = 0;
+	struct scratch *s;
+	__u16 status;
+
+	s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return;
+	if (n > HEAD_SCAN)
+		n = HEAD_SCAN;
+	__builtin_memset(s->b + HEAD_SCAN, 0, 64);
+	len = n;
+	VERIFIER_BOUND(len, 0x1ff);
+	if (len > HEAD_SCAN || bpf_probe_read_user(s->b, len, buf))
+		return;
+	status = (s->b[9] - '0') * 100 + (s->b[10] - '0') * 10 +
+		 (s->b[11] - '0');
+	c->status = status;
+	h.b = s->b;
+	h.n = n;
+	bpf_loop(HEAD_SCAN, scan_one, &h, 0);
+	if (h.chunked)
+		c->flags |= CF_CHUNKED;
+	if (!h.head_len)
+		return; /* head longer than we look: end by next request */
+	if ((c->flags & CF_HEAD_REQ) || status == 204 || status == 304 ||
+	    status < 200) {
+		c->flags |= CF_NO_BODY | CF_LEN_KNOWN;
+		c->expect_total = h.head_len;
+		return;
+	}
+	if (h.chunked || !h.cl_pos)
+		return;
+	for (i = 0; i < 20; i++) {
+		__u8 ch = s->b[(h.cl_pos + i) & 511];
+
+		if (ch == ' ' && !clen)
+			continue;
+		if (ch < '0' || ch > '9')
+			break;
+		clen = clen * 10 + (ch - '0');
+	}
+	c->flags |= CF_LEN_KNOWN;
+	c->expect_total = h.head_len + clen;
+}
+
+/* Does the data just written end with the last chunk "0\r\n\r\n"? */
+static __always_inline int ends_chunked(const void *end)
+{
+	char t[5] = {};
+
+	if (bpf_probe_read_user(t, 5, end - 5))
+		return 0;
+	return t[0] == '0' && t[1] == '\r' && t[2] == '\n' && t[3] == '\r' &&
+	       t[4] == '\n';
+}
+
+static __always_inline void on_write(struct l7_conn *c, __u64 key,
+				     const struct io_args *a, long ret,
+				     __u64 now)
+{
+	const void *first = (const void *)a->buf, *tail_end;
+	__u64 first_len = ret, w = 0;
+	struct iovec iov;
+	__u32 i;
+
+	if (c->state == ST_IDLE)
+		return;
+	tail_end = (const void *)(a->buf + ret);
+	if (a->op == IO_WRITEV) {
+		/* Head in the first buffer; the tail is the end of the last
+		 * non-empty one. */
+		if (bpf_probe_read_user(&iov, sizeof(iov), first))
+			return;
+		first = iov.iov_base;
+		first_len = iov.iov_len;
+		tail_end = first + first_len;
+		for (i = 1; i < 16 && i < a->iovcnt; i++) {
+			if (bpf_probe_read_user(&iov, sizeof(iov),
+						(const void *)a->buf +
+							i * sizeof(iov)))
+				break;
+			if (iov.iov_len)
+				tail_end = iov.iov_base + iov.iov_len;
+		}
+	}
+	if (c->state == ST_REQ) {
+		if (first_len < 12)
+			return;
+		bpf_probe_read_user(&w, 8, first);
+		if (w != 0x2e312f5054544855ULL) /* "HTTP/1." + any */ {
+			if ((w & 0x00ffffffffffffffULL) != 0x2e312f50545448ULL)
+				return;
+		}
+		c->flags &= CF_HEAD_REQ;
+		parse_response(c, first, (__u32)first_len);
+		if (c->status >= 100 && c->status < 200 && c->status != 101)
+			return; /* interim response: the real one follows */
+		c->state = ST_RESP;
+		c->written = 0;
+	}
+	if (c->state != ST_RESP)
+		return;
+	c->written += ret;
+	c->last_write_ns = now;
+	if (c->flags & CF_LEN_KNOWN) {
+		if (c->written >= c->expect_total)
+			finish(c, key, now, 0);
+	} else if ((c->flags & CF_CHUNKED) && ends_chunked(tail_end)) {
+		finish(c, key, now, 0);
+	}
+}
+
+/* The pending syscall's arguments and its connection, or NULL. */
+static __always_inline struct l7_conn *exit_conn(long ret, __u64 *key,
+						 struct io_args *out)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct io_args *a;
+
+	a = bpf_map_lookup_elem(&inflight_io, &id);
+	if (!a)
+		return NULL;
+	*out = *a;
+	bpf_map_delete_elem(&inflight_io, &id);
+	if (ret <= 0)
+		return NULL;
+	*key = conn_key(id >> 32, out->fd);
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+static __always_inline int exit_read(long ret)
+{
+	struct l7_conn *c;
+	struct io_args a;
+	__u64 key;
+
+	c = exit_conn(ret, &key, &a);
+	if (c)
+		on_read(c, key, (const void *)a.buf, ret, bpf_ktime_get_ns());
+	return 0;
+}
+
+static __always_inline int exit_write(long ret)
+{
+	struct l7_conn *c;
+	struct io_args a;
+	__u64 key;
+
+	c = exit_conn(ret, &key, &a);
+	if (c)
+		on_write(c, key, &a, ret, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int handle_read_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io((int)ctx->args[0], (const void *)ctx->args[1], IO_READ,
+			0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int handle_read_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_read(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int handle_recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io((int)ctx->args[0], (const void *)ctx->args[1], IO_READ,
+			0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int handle_recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_read(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int handle_write_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io((int)ctx->args[0], (const void *)ctx->args[1],
+			IO_WRITE, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int handle_write_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_write(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int handle_sendto_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io((int)ctx->args[0], (const void *)ctx->args[1],
+			IO_WRITE, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int handle_sendto_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_write(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int handle_writev_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io((int)ctx->args[0], (const void *)ctx->args[1],
+			IO_WRITEV, (__u32)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int handle_writev_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_write(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 key = conn_key(tgid, (__u32)ctx->args[0]);
+	struct l7_conn *c;
+
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (c->state == ST_REQ)
+		emit(c, key, KS_L7_HTTP_ABORTED, bpf_ktime_get_ns(), 0);
+	else if (c->state == ST_RESP)
+		emit(c, key, KS_L7_HTTP_DONE, c->last_write_ns,
+		     KS_L7_F_END_GUESSED);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
