@@ -1,10 +1,10 @@
 /*
  * l7.c - HTTP server request metrics, see l7.h.
  *
- * Pending requests live in a fixed open-addressing table keyed by
- * connection (tgid << 32 | fd): one request per connection is in flight at
- * a time (pipelining is counted as one exchange by the kernel side). A
- * collision overwrites the older entry and is counted, so memory is fixed.
+ * Pending requests live in a fixed table keyed by connection (tgid << 32 |
+ * fd); each slot queues the requests of one read (pipelining), matched in
+ * order with the end records. A collision overwrites the older entry and is
+ * counted, so memory is fixed.
  */
 #include "l7.h"
 #include "l7_http.h"
@@ -14,18 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PENDING_SLOTS 16384 /* power of two */
+#define PENDING_SLOTS 8192 /* power of two */
 #define MAX_GUARDS 256
 
 static const double http_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
 				      0.1,   0.25, 0.5,   0.75, 1,
 				      2.5,   5,    7.5,   10 };
 
+#define PIPELINE_MAX 4 /* requests remembered per connection */
+
+struct pending_req {
+	char method[16];
+	char route[128];
+};
+
+/* The requests of one connection awaiting their responses, in order. */
 struct pending {
 	uint64_t conn_id; /* 0: free */
 	uint64_t start_ns;
-	char method[16];
-	char route[ROUTE_MAX];
+	unsigned head, n;
+	struct pending_req q[PIPELINE_MAX];
 };
 
 struct guard_slot {
@@ -127,40 +135,32 @@ static struct route_guard *guard_for(struct l7 *l, const char *service)
 	return &g->guard;
 }
 
-static void on_request(struct l7 *l, const struct proc_entry *e,
-		       const struct ks_l7_event *ev)
+/* Method and normalized, guarded route of one request head. */
+static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
+		    size_t len, struct pending_req *out)
 {
 	struct http1_request req;
-	struct pending *p = slot(l, ev->conn_id);
 	struct route_guard *g;
 	uint64_t before;
 	size_t n;
-	int len;
+	int rlen;
 
-	if (http1_parse_request(ev->data, ev->len > KS_L7_DATA ? KS_L7_DATA :
-								 ev->len,
-				&req)) {
-		l->st.unparsed++;
-		return;
-	}
-	if (p->conn_id && p->conn_id != ev->conn_id)
-		l->st.evicted++;
-	p->conn_id = ev->conn_id;
-	p->start_ns = ev->start_ns;
-	snprintf(p->method, sizeof(p->method), "%s",
+	if (http1_parse_request(buf, len, &req))
+		return -1;
+	snprintf(out->method, sizeof(out->method), "%s",
 		 http1_method_name(req.method));
-	len = http_route(req.path, req.path_len,
-			 (req.h.flags & HTTP1_F_PATH_TRUNC) != 0, p->route,
-			 sizeof(p->route));
-	if (len < 0) {
-		p->route[0] = '\0';
-		return;
+	rlen = http_route(req.path, req.path_len,
+			  (req.h.flags & HTTP1_F_PATH_TRUNC) != 0, out->route,
+			  sizeof(out->route));
+	if (rlen < 0) {
+		out->route[0] = '\0';
+		return 0;
 	}
 	g = guard_for(l, e->service);
 	if (g) {
 		before = g->collapsed;
-		n = route_guard_apply(g, p->route, (size_t)len);
-		p->route[n] = '\0';
+		n = route_guard_apply(g, out->route, (size_t)rlen);
+		out->route[n] = '\0';
 		if (g->collapsed != before) {
 			const char *lv[] = { e->service };
 
@@ -168,25 +168,68 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 				   (double)(g->collapsed - before));
 		}
 	}
+	return 0;
+}
+
+/*
+ * A request record holds the first bytes the server read: one request
+ * head, or several pipelined requests. Queue each complete one; the last
+ * may be cut by the capture and is still described from what is there.
+ */
+static void on_request(struct l7 *l, const struct proc_entry *e,
+		       const struct ks_l7_event *ev)
+{
+	const uint8_t *buf = ev->data;
+	size_t len = ev->len > KS_L7_DATA ? KS_L7_DATA : ev->len;
+	struct pending *p = slot(l, ev->conn_id);
+	ssize_t one;
+
+	if (p->conn_id && p->conn_id != ev->conn_id)
+		l->st.evicted++;
+	p->conn_id = ev->conn_id;
+	p->start_ns = ev->start_ns;
+	p->head = p->n = 0;
+	while (len > 0 && p->n < PIPELINE_MAX) {
+		if (describe(l, e, buf, len, &p->q[p->n])) {
+			if (p->n == 0)
+				l->st.unparsed++;
+			break;
+		}
+		p->n++;
+		one = http1_request_len(buf, len);
+		if (one <= 0 || (size_t)one >= len)
+			break;
+		buf += one;
+		len -= (size_t)one;
+	}
+	if (p->n == 0)
+		p->conn_id = 0;
 }
 
 static void on_end(struct l7 *l, const struct proc_entry *e,
 		   const struct ks_l7_event *ev)
 {
+	static const struct pending_req unknown = { "_OTHER", ROUTE_TRUNCATED };
 	struct pending *p = slot(l, ev->conn_id);
+	const struct pending_req *r;
 	char status[8], port[8];
 
 	if (p->conn_id != ev->conn_id) {
 		l->st.unmatched++;
 		return;
 	}
+	/* More responses than the capture held requests: labelled as cut. */
+	r = p->head < p->n ? &p->q[p->head] : &unknown;
+	p->head++;
 	snprintf(port, sizeof(port), "%u", ev->lport);
 	if (ev->kind == KS_L7_HTTP_ABORTED) {
-		const char *lv[] = { e->service, p->method, p->route, port };
+		const char *lv[] = { e->service, r->method, r->route, port };
 
 		metric_add(l->http_aborted, lv, 1);
+		p->conn_id = 0;
+		return;
 	} else {
-		const char *lv[] = { e->service, p->method, p->route,
+		const char *lv[] = { e->service, r->method, r->route,
 				     status,	 port,	    "http" };
 		double d = ev->end_ns > p->start_ns ?
 				   (double)(ev->end_ns - p->start_ns) * 1e-9 :
@@ -200,7 +243,6 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 			metric_add(l->http_guessed, sv, 1);
 		}
 	}
-	p->conn_id = 0;
 }
 
 void l7_on_event(struct l7 *l, const struct proc_entry *e,

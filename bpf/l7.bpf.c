@@ -14,7 +14,10 @@
  * response's end is exact when its head says how long it is
  * (Content-Length, chunked, or no body by rule); otherwise it is the last
  * write before the next request or the close (flagged as guessed).
- * Pipelined requests (several in one read) count as one: later work.
+ * Pipelined requests (several in one read) share that read's time as their
+ * start; each response written while the connection is idle after a
+ * request starts the next one's exchange, and user space takes the
+ * requests, in order, from the captured bytes.
  */
 #include "sockfd.bpf.h"
 
@@ -341,7 +344,8 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 	struct iovec iov;
 	__u32 i;
 
-	if (c->state == ST_IDLE)
+	/* IDLE after a request: a pipelined request's response may follow. */
+	if (c->state == ST_IDLE && !c->req_start_ns)
 		return;
 	tail_end = (const void *)(a->buf + ret);
 	if (a->op == IO_WRITEV) {
@@ -361,7 +365,7 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 				tail_end = iov.iov_base + iov.iov_len;
 		}
 	}
-	if (c->state == ST_REQ) {
+	if (c->state != ST_RESP) {
 		if (first_len < 12)
 			return;
 		bpf_probe_read_user(&w, 8, first);
@@ -369,7 +373,8 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 			if ((w & 0x00ffffffffffffffULL) != 0x2e312f50545448ULL)
 				return;
 		}
-		c->flags &= CF_HEAD_REQ;
+		/* A pipelined request's method is not known here. */
+		c->flags &= c->state == ST_REQ ? CF_HEAD_REQ : 0;
 		parse_response(c, first, (__u32)first_len);
 		if (c->status >= 100 && c->status < 200 && c->status != 101)
 			return; /* interim response: the real one follows */
