@@ -22,6 +22,7 @@ static const char usage[] =
 	"  -x, --exclude-pid PID    do not observe this process (repeatable)\n"
 	"      --max-series N       label sets per metric before overflow (default 2000)\n"
 	"      --refresh-ms MS      how often kernel counters are read (default 1000)\n"
+	"      --slow-query-ms MS   keep and log statements at least this slow (default 50)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
@@ -35,6 +36,7 @@ void options_defaults(struct options *o)
 	o->log_level = LOG_INFO;
 	o->max_series = 2000;
 	o->refresh_ms = 1000;
+	o->slow_query_ms = 50;
 	o->proc_root = "/proc";
 	parse_listen("127.0.0.1:9464", o);
 }
@@ -129,7 +131,7 @@ static int add_pid(int *arr, int *n, const char *flag, const char *v,
 	return 0;
 }
 
-enum { OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REFRESH_MS };
+enum { OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REFRESH_MS, OPT_SLOW_MS };
 
 static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'l' },
@@ -138,6 +140,7 @@ static const struct option longopts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "refresh-ms", required_argument, NULL, OPT_REFRESH_MS },
+	{ "slow-query-ms", required_argument, NULL, OPT_SLOW_MS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -214,6 +217,15 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 				return CLI_ERROR;
 			}
 			o->refresh_ms = (unsigned)v;
+			break;
+		case OPT_SLOW_MS:
+			if (parse_uint(optarg, 0, 3600000, &v)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --slow-query-ms: expected 0..3600000",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->slow_query_ms = (unsigned)v;
 			break;
 		case 'h':
 			fputs(usage, (FILE *)out);

@@ -25,6 +25,7 @@ struct options {
 	int log_level;
 	unsigned max_series; /* label sets per metric family */
 	unsigned refresh_ms; /* how often kernel maps are folded into metrics */
+	unsigned slow_query_ms; /* statements at least this slow are kept */
 	const char *proc_root;
 };
 

@@ -18,6 +18,7 @@
 struct httpd {
 	struct MHD_Daemon *d;
 	struct metric_registry *reg;
+	struct queries *queries;
 	pthread_mutex_t lock;
 	char *health;
 	int health_ok;
@@ -28,6 +29,8 @@ static const char index_page[] =
 	"\n"
 	"GET /metrics   Prometheus metrics (text format 0.0.4)\n"
 	"GET /healthz   probe groups and whether they attached (JSON; 200 ok, 503 not ready)\n"
+	"GET /api/slow-queries  the newest statements slower than --slow-query-ms (JSON)\n"
+	"GET /api/queries       statements by total time: calls, errors, total/mean/max ms (JSON; ?limit=N)\n"
 	"GET /          this page\n";
 
 int httpd_bind(const struct options *o, int *fd_out, char *msg, size_t len)
@@ -104,6 +107,42 @@ static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *c)
 		     body, len, 1);
 }
 
+static enum MHD_Result serve_json(struct MHD_Connection *c,
+				   struct strbuf *sb)
+{
+	size_t len;
+	char *body;
+
+	if (sb->oom) {
+		sb_free(sb);
+		return text(c, 500, "out of memory\n");
+	}
+	body = sb_detach(sb, &len);
+	return reply(c, MHD_HTTP_OK, "application/json", body, len, 1);
+}
+
+static enum MHD_Result serve_queries(struct httpd *h, struct MHD_Connection *c,
+				     int slow)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *lim;
+	long limit = 50;
+
+	if (slow) {
+		queries_render_slow(h->queries, &sb);
+	} else {
+		lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						  "limit");
+		if (lim)
+			limit = strtol(lim, NULL, 10);
+		if (limit <= 0 || limit > 1000)
+			return text(c, MHD_HTTP_BAD_REQUEST,
+				    "limit must be 1..1000\n");
+		queries_render_top(h->queries, &sb, (unsigned)limit);
+	}
+	return serve_json(c, &sb);
+}
+
 static enum MHD_Result serve_health(struct httpd *h, struct MHD_Connection *c)
 {
 	char *body;
@@ -127,7 +166,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 {
 	struct httpd *h = cls;
 	int known = !strcmp(url, "/") || !strcmp(url, "/metrics") ||
-		    !strcmp(url, "/healthz");
+		    !strcmp(url, "/healthz") ||
+		    !strcmp(url, "/api/slow-queries") ||
+		    !strcmp(url, "/api/queries");
 
 	if (!known)
 		return text(c, MHD_HTTP_NOT_FOUND,
@@ -139,6 +180,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 		return serve_metrics(h, c);
 	if (!strcmp(url, "/healthz"))
 		return serve_health(h, c);
+	if (!strcmp(url, "/api/slow-queries"))
+		return serve_queries(h, c, 1);
+	if (!strcmp(url, "/api/queries"))
+		return serve_queries(h, c, 0);
 	return text(c, MHD_HTTP_OK, index_page);
 }
 
@@ -154,8 +199,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("httpd: %s", line);
 }
 
-struct httpd *httpd_start(int fd, struct metric_registry *reg, char *msg,
-			  size_t len)
+struct httpd *httpd_start(int fd, struct metric_registry *reg,
+			  struct queries *q, char *msg, size_t len)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
 
@@ -165,6 +210,7 @@ struct httpd *httpd_start(int fd, struct metric_registry *reg, char *msg,
 		return NULL;
 	}
 	h->reg = reg;
+	h->queries = q;
 	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,

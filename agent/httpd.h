@@ -13,14 +13,15 @@
 
 #include "cli.h"
 #include "metrics.h"
+#include "queries.h"
 
 struct httpd;
 
 /* Bind and listen; -errno with one line in msg on failure. */
 int httpd_bind(const struct options *o, int *fd_out, char *msg, size_t len);
 /* Start serving on fd (takes ownership). */
-struct httpd *httpd_start(int fd, struct metric_registry *reg, char *msg,
-			  size_t len);
+struct httpd *httpd_start(int fd, struct metric_registry *reg,
+			  struct queries *q, char *msg, size_t len);
 void httpd_stop(struct httpd *h);
 /* Replace the /healthz document; ok selects 200 or 503. */
 void httpd_set_health(struct httpd *h, int ok, const char *json);

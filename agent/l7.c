@@ -7,6 +7,7 @@
  * counted, so memory is fixed.
  */
 #include "l7.h"
+#include "l7_client.h"
 #include "l7_http.h"
 #include "route.h"
 
@@ -43,6 +44,7 @@ struct guard_slot {
 
 struct l7 {
 	struct metric_registry *reg;
+	struct l7_client *client;
 	struct metric_family *http_dur;
 	struct metric_family *http_aborted;
 	struct metric_family *http_guessed;
@@ -53,7 +55,7 @@ struct l7 {
 	struct l7_stats st;
 };
 
-struct l7 *l7_new(struct metric_registry *reg)
+struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 {
 	static const char *const dur_labels[] = {
 		"service_name",	  "http_request_method",
@@ -72,6 +74,7 @@ struct l7 *l7_new(struct metric_registry *reg)
 		return NULL;
 	l->reg = reg;
 	l->pending = calloc(PENDING_SLOTS, sizeof(*l->pending));
+	l->client = l7_client_new(reg, q);
 	l->http_dur = metric_family_new(
 		reg, "http_server_request_duration_seconds", METRIC_HISTOGRAM,
 		"HTTP server requests: from the first byte of the request read to the last byte of the response written.",
@@ -90,7 +93,7 @@ struct l7 *l7_new(struct metric_registry *reg)
 		reg, "katascope_http_route_collapsed_total", METRIC_COUNTER,
 		"Route segments replaced by * by the per-service cardinality guard.",
 		svc, NULL, 0);
-	if (!l->pending || !l->http_dur || !l->http_aborted ||
+	if (!l->pending || !l->client || !l->http_dur || !l->http_aborted ||
 	    !l->http_guessed || !l->routes_collapsed) {
 		l7_free(l);
 		return NULL;
@@ -106,6 +109,7 @@ void l7_free(struct l7 *l)
 		return;
 	for (i = 0; i < l->nguards; i++)
 		free(l->guards[i]);
+	l7_client_free(l->client);
 	free(l->pending);
 	free(l);
 }
@@ -258,6 +262,8 @@ void l7_on_event(struct l7 *l, const struct proc_entry *e,
 	case KS_L7_HTTP_ABORTED:
 		on_end(l, e, ev);
 		break;
+	default:
+		l7_client_on_event(l->client, e, ev);
 	}
 }
 

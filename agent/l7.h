@@ -15,6 +15,7 @@
 #include "katascope.h"
 #include "metrics.h"
 #include "proctab.h"
+#include "queries.h"
 
 struct l7;
 
@@ -24,7 +25,7 @@ struct l7_stats {
 	uint64_t unparsed; /* request heads the parser refused */
 };
 
-struct l7 *l7_new(struct metric_registry *reg);
+struct l7 *l7_new(struct metric_registry *reg, struct queries *q);
 void l7_free(struct l7 *l);
 void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		 const struct ks_l7_event *ev);

@@ -20,11 +20,11 @@ static const struct {
 	const char *name;
 	size_t len;
 } methods[HTTP_M__COUNT] = {
-	[HTTP_M_GET] = { "GET", 3 },	     [HTTP_M_HEAD] = { "HEAD", 4 },
-	[HTTP_M_POST] = { "POST", 4 },	     [HTTP_M_PUT] = { "PUT", 3 },
-	[HTTP_M_DELETE] = { "DELETE", 6 },   [HTTP_M_PATCH] = { "PATCH", 5 },
-	[HTTP_M_OPTIONS] = { "OPTIONS", 7 }, [HTTP_M_CONNECT] = { "CONNECT", 7 },
-	[HTTP_M_TRACE] = { "TRACE", 5 },
+    [HTTP_M_GET] = {"GET", 3},	       [HTTP_M_HEAD] = {"HEAD", 4},
+    [HTTP_M_POST] = {"POST", 4},       [HTTP_M_PUT] = {"PUT", 3},
+    [HTTP_M_DELETE] = {"DELETE", 6},   [HTTP_M_PATCH] = {"PATCH", 5},
+    [HTTP_M_OPTIONS] = {"OPTIONS", 7}, [HTTP_M_CONNECT] = {"CONNECT", 7},
+    [HTTP_M_TRACE] = {"TRACE", 5},
 };
 
 const char *http1_method_name(enum http_method m)
@@ -94,8 +94,7 @@ static void trim_ows(const char **s, size_t *len)
  * *line_len to its length without CR/LF, or returns 0 if the LF is not in
  * the buffer.
  */
-static size_t next_line(const char *p, size_t len, size_t off,
-			size_t *line_len)
+static size_t next_line(const char *p, size_t len, size_t off, size_t *line_len)
 {
 	const char *nl = memchr(p + off, '\n', len - off);
 	size_t n;
@@ -136,8 +135,7 @@ static int match_method(const char *p, size_t len, enum http_method *m)
  * Match "HTTP/1.x SSS" at the start of p. 1: matched (12 bytes); 0: a
  * consistent prefix; -1: not a status line. A fourth digit is rejected.
  */
-static int match_status_line(const char *p, size_t len, int *minor,
-			     int *status)
+static int match_status_line(const char *p, size_t len, int *minor, int *status)
 {
 	static const char pat[] = "HTTP/1.v ddd";
 	size_t i;
@@ -315,8 +313,7 @@ static void connection_token(struct http1_head *h, const char *t, size_t n)
 }
 
 /* Only the final coding decides chunked framing (RFC 9112 6.3). */
-static void on_transfer_encoding(struct http1_head *h, const char *v,
-				 size_t n)
+static void on_transfer_encoding(struct http1_head *h, const char *v, size_t n)
 {
 	const char *last = NULL;
 	size_t last_len = 0;
@@ -600,8 +597,7 @@ static bool all_zero(const uint8_t *b, size_t n)
 	return true;
 }
 
-int w3c_traceparent_parse(const char *s, size_t len,
-			  struct w3c_traceparent *tp)
+int w3c_traceparent_parse(const char *s, size_t len, struct w3c_traceparent *tp)
 {
 	if (len < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-')
 		return -EINVAL;

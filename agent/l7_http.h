@@ -61,35 +61,35 @@ struct w3c_traceparent {
 };
 
 /* Flags in struct http1_head.flags. */
-#define HTTP1_F_HEAD_COMPLETE 0x0001 /* blank line seen; head_len valid */
-#define HTTP1_F_CONTENT_LENGTH 0x0002 /* content_length valid */
-#define HTTP1_F_TE 0x0004 /* Transfer-Encoding present */
-#define HTTP1_F_CHUNKED 0x0008 /* ... and its final coding is chunked */
-#define HTTP1_F_CONN_CLOSE 0x0010 /* Connection: close */
-#define HTTP1_F_CONN_KEEPALIVE 0x0020 /* Connection: keep-alive */
-#define HTTP1_F_UPGRADE 0x0040 /* Connection: upgrade */
+#define HTTP1_F_HEAD_COMPLETE 0x0001   /* blank line seen; head_len valid */
+#define HTTP1_F_CONTENT_LENGTH 0x0002  /* content_length valid */
+#define HTTP1_F_TE 0x0004	       /* Transfer-Encoding present */
+#define HTTP1_F_CHUNKED 0x0008	       /* ... and its final coding is chunked */
+#define HTTP1_F_CONN_CLOSE 0x0010      /* Connection: close */
+#define HTTP1_F_CONN_KEEPALIVE 0x0020  /* Connection: keep-alive */
+#define HTTP1_F_UPGRADE 0x0040	       /* Connection: upgrade */
 #define HTTP1_F_EXPECT_CONTINUE 0x0080 /* Expect: 100-continue */
-#define HTTP1_F_TRACEPARENT 0x0100 /* one valid traceparent header */
+#define HTTP1_F_TRACEPARENT 0x0100     /* one valid traceparent header */
 #define HTTP1_F_TRACEPARENT_BAD 0x0200 /* traceparent invalid or repeated */
-#define HTTP1_F_MALFORMED 0x0400 /* header section unusable from here */
-#define HTTP1_F_TARGET_TRUNC 0x0800 /* request target cut by the capture */
-#define HTTP1_F_PATH_TRUNC 0x1000 /* ... and the cut is inside the path */
-#define HTTP1_F_NO_BODY 0x2000 /* response has no body by rule */
+#define HTTP1_F_MALFORMED 0x0400       /* header section unusable from here */
+#define HTTP1_F_TARGET_TRUNC 0x0800    /* request target cut by the capture */
+#define HTTP1_F_PATH_TRUNC 0x1000      /* ... and the cut is inside the path */
+#define HTTP1_F_NO_BODY 0x2000	       /* response has no body by rule */
 
 /*
  * What the header section said. Header facts reflect the complete header
  * lines in the prefix; they are final only with HTTP1_F_HEAD_COMPLETE.
  */
 struct http1_head {
-	unsigned int flags; /* HTTP1_F_* */
-	size_t head_len; /* start line through blank line */
-	uint64_t content_length; /* with HTTP1_F_CONTENT_LENGTH */
+	unsigned int flags;		    /* HTTP1_F_* */
+	size_t head_len;		    /* start line through blank line */
+	uint64_t content_length;	    /* with HTTP1_F_CONTENT_LENGTH */
 	struct w3c_traceparent traceparent; /* with HTTP1_F_TRACEPARENT */
 };
 
 struct http1_request {
 	enum http_method method;
-	int version_minor; /* 0 or 1; -1 when the request line is cut */
+	int version_minor;  /* 0 or 1; -1 when the request line is cut */
 	const char *target; /* request-target as captured (maybe cut) */
 	size_t target_len;
 	const char *path; /* target up to '?' or '#' */
@@ -101,7 +101,7 @@ struct http1_request {
 
 struct http1_response {
 	int version_minor; /* 0 or 1 */
-	int status; /* 100..599 */
+	int status;	   /* 100..599 */
 	struct http1_head h;
 };
 

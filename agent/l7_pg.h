@@ -41,17 +41,17 @@
 #define PG_SSL_REQUEST_CODE 80877103u
 #define PG_GSSENC_REQUEST_CODE 80877104u
 #define PG_CANCEL_REQUEST_CODE 80877102u
-#define PG_STARTUP_MAX_LEN 10000u /* the server's own limit */
+#define PG_STARTUP_MAX_LEN 10000u  /* the server's own limit */
 #define PG_MSG_MAX_LEN 0x40000000u /* 1 GiB: the server's own limit */
 
 enum pg_dir {
 	PG_FRONTEND, /* client to server */
-	PG_BACKEND, /* server to client */
+	PG_BACKEND,  /* server to client */
 };
 
 enum pg_startup {
 	PG_STARTUP_V3 = 1, /* StartupMessage, protocol 3.x */
-	PG_STARTUP_SSL, /* SSLRequest: the client asks for TLS */
+	PG_STARTUP_SSL,	   /* SSLRequest: the client asks for TLS */
 	PG_STARTUP_GSSENC, /* GSSENCRequest */
 	PG_STARTUP_CANCEL, /* CancelRequest */
 };
@@ -72,11 +72,11 @@ int pg_ssl_answer(const void *buf, size_t len);
 /* One message as found in the buffer. */
 struct pg_msg {
 	enum pg_dir dir; /* who sent it: 'D' is Describe or DataRow */
-	char type; /* type byte; 0 for a startup-phase message */
-	uint32_t len; /* length field (counts itself); 0 if cut before it */
+	char type;	 /* type byte; 0 for a startup-phase message */
+	uint32_t len;	 /* length field (counts itself); 0 if cut before it */
 	const uint8_t *body; /* after the length field */
 	size_t body_len; /* bytes of body present: len - 4 unless truncated */
-	bool truncated; /* the buffer ends inside this message */
+	bool truncated;	 /* the buffer ends inside this message */
 };
 
 struct pg_iter {
@@ -129,8 +129,8 @@ int pg_parse_describe_close(const struct pg_msg *m, char *what,
 int pg_parse_ready(const struct pg_msg *m, char *status); /* 'Z': I T E */
 
 struct pg_error {
-	char severity[10]; /* "ERROR", "FATAL", ... ('V', else 'S') */
-	char sqlstate[6]; /* "23505"; "" if absent */
+	char severity[10];     /* "ERROR", "FATAL", ... ('V', else 'S') */
+	char sqlstate[6];      /* "23505"; "" if absent */
 	struct pg_str message; /* 'M' */
 };
 /* 'E' ErrorResponse and 'N' NoticeResponse. */
@@ -147,7 +147,7 @@ int pg_parse_param_status(const struct pg_msg *m, struct pg_str *name,
 int pg_parse_key_data(const struct pg_msg *m, uint32_t *pid,
 		      uint32_t *key); /* 'K': first 4 key bytes */
 int pg_parse_row_desc(const struct pg_msg *m, uint16_t *nfields); /* 'T' */
-int pg_parse_data_row(const struct pg_msg *m, uint16_t *ncols); /* 'D' */
+int pg_parse_data_row(const struct pg_msg *m, uint16_t *ncols);	  /* 'D' */
 /* '1' '2' '3' 'n' 's' 'I' frontend 'S' 'H' 'X': no body at all. */
 int pg_parse_empty(const struct pg_msg *m);
 
@@ -158,9 +158,9 @@ int pg_parse_empty(const struct pg_msg *m);
 
 struct pg_stmt {
 	uint64_t name_hash;
-	uint64_t last_use; /* 0: free slot */
+	uint64_t last_use;	     /* 0: free slot */
 	char text[PG_STMT_TEXT_MAX]; /* normalized, NUL-terminated */
-	bool cut; /* the Parse text was cut by the capture */
+	bool cut;		     /* the Parse text was cut by the capture */
 };
 
 struct pg_stmts {

@@ -16,14 +16,14 @@
 
 #define BULK_MAX (512LL << 20)
 #define AGG_MAX (1LL << 31)
-#define NUM_LINE_MAX 21 /* "-9223372036854775808" */
+#define NUM_LINE_MAX 21	       /* "-9223372036854775808" */
 #define INLINE_MAX (64 * 1024) /* the server's inline limit */
 
 struct hdr {
 	char type;
 	long long n; /* length, count or integer; 0 for other types */
 	size_t line; /* offset of the line after the type byte */
-	size_t eol; /* offset of its CR */
+	size_t eol;  /* offset of its CR */
 };
 
 static bool is_digit(char c)
@@ -67,13 +67,14 @@ static ssize_t line_end(const char *p, size_t len, size_t off, size_t *eol)
 /* A number line at off; rejects non-numbers before the line is whole. */
 static ssize_t num_line(const char *p, size_t len, size_t off, long long *v)
 {
-	size_t eol, i;
+	size_t eol, i, end;
 	ssize_t next = line_end(p, len, off, &eol);
 
 	if (next == -EAGAIN) {
-		if (len - off > NUM_LINE_MAX)
+		end = (len > off && p[len - 1] == '\r') ? len - 1 : len;
+		if (end - off > NUM_LINE_MAX)
 			return -EBADMSG;
-		for (i = off; i < len; i++)
+		for (i = off; i < end; i++)
 			if (!is_digit(p[i]) && !(i == off && p[i] == '-'))
 				return -EBADMSG;
 		return -EAGAIN;
@@ -111,8 +112,8 @@ static ssize_t plain_line(const char *p, size_t len, struct hdr *h)
 		return next;
 	if (h->type == '_' && n != 0)
 		return -EBADMSG;
-	if (h->type == '#' && (n != 1 || (p[h->line] != 't' &&
-					   p[h->line] != 'f')))
+	if (h->type == '#' &&
+	    (n != 1 || (p[h->line] != 't' && p[h->line] != 'f')))
 		return -EBADMSG;
 	if (h->type == ':' && !parse_ll(p + h->line, n, &h->n))
 		return -EBADMSG;
@@ -120,8 +121,7 @@ static ssize_t plain_line(const char *p, size_t len, struct hdr *h)
 }
 
 /* Read the type byte and line of the value at off; offset past them. */
-static ssize_t read_header(const char *p, size_t len, size_t off,
-			   struct hdr *h)
+static ssize_t read_header(const char *p, size_t len, size_t off, struct hdr *h)
 {
 	ssize_t next;
 
@@ -177,7 +177,8 @@ static ssize_t value_end(const char *p, size_t len, size_t off)
 				return next;
 			off = (size_t)next;
 		} else if (is_aggregate(h.type) && h.n > 0) {
-			pending += (unsigned long long)h.n * (h.type == '%' ? 2 : 1);
+			pending +=
+			    (unsigned long long)h.n * (h.type == '%' ? 2 : 1);
 		}
 	}
 	return (ssize_t)off;
@@ -201,8 +202,8 @@ static void set_name(struct redis_cmd *cmd, const char *s, size_t n)
 		if (!name_char(s[i]))
 			return;
 	for (i = 0; i < n; i++)
-		cmd->name[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 32) :
-							      s[i];
+		cmd->name[i] =
+		    (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 32) : s[i];
 	cmd->name[n] = '\0';
 }
 
@@ -223,8 +224,7 @@ static ssize_t bulk_arg(const char *p, size_t len, size_t off, bool first,
 	return blob_end(p, len, off, h.n);
 }
 
-static ssize_t parse_multibulk(const char *p, size_t len,
-			       struct redis_cmd *cmd)
+static ssize_t parse_multibulk(const char *p, size_t len, struct redis_cmd *cmd)
 {
 	long long n, i;
 	ssize_t next = num_line(p, len, 1, &n);
@@ -259,9 +259,8 @@ static void inline_words(const char *s, size_t n, bool whole,
 			i++;
 		if (i == n)
 			break;
-		for (start = i; i < n && s[i] != ' ' && s[i] != '\t' &&
-				s[i] != '\r';
-		     i++)
+		for (start = i;
+		     i < n && s[i] != ' ' && s[i] != '\t' && s[i] != '\r'; i++)
 			;
 		if (cmd->argc++ == 0 && (whole || i < n))
 			set_name(cmd, s + start, i - start);
@@ -285,8 +284,7 @@ static ssize_t parse_inline(const char *p, size_t len, struct redis_cmd *cmd)
 	return nl ? (ssize_t)(n + 1) : -EAGAIN;
 }
 
-ssize_t redis_parse_command(const void *buf, size_t len,
-			    struct redis_cmd *cmd)
+ssize_t redis_parse_command(const void *buf, size_t len, struct redis_cmd *cmd)
 {
 	const char *p = buf;
 
@@ -326,8 +324,7 @@ static void error_word(struct redis_reply *r, const char *s, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n && s[i] != ' ' && s[i] != '\r' && s[i] != '\n';
-	     i++) {
+	for (i = 0; i < n && s[i] != ' ' && s[i] != '\r' && s[i] != '\n'; i++) {
 		if (!name_char(s[i]) || s[i] == '.' || s[i] == '|')
 			return;
 	}
@@ -372,10 +369,31 @@ int redis_parse_reply(const void *buf, size_t len, struct redis_reply *r)
 	else if (h.type == '#')
 		r->n = p[h.line] == 't';
 	else if (h.type == '!')
-		error_word(r, p + next, len - (size_t)next < (size_t)h.n + 2 ?
-					       len - (size_t)next :
-					       (size_t)h.n + 2);
+		error_word(r, p + next,
+			   len - (size_t)next < (size_t)h.n + 2
+			       ? len - (size_t)next
+			       : (size_t)h.n + 2);
 	return 0;
+}
+
+const char *redis_type_name(enum redis_type t)
+{
+	static const struct {
+		char type;
+		const char *name;
+	} names[] = {
+	    {'+', "simple"},	 {'-', "error"},     {':', "integer"},
+	    {'$', "bulk"},	 {'*', "array"},     {'_', "nil"},
+	    {',', "double"},	 {'#', "boolean"},   {'(', "bignum"},
+	    {'!', "blob_error"}, {'=', "verbatim"},  {'%', "map"},
+	    {'~', "set"},	 {'|', "attribute"}, {'>', "push"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].type == (char)t)
+			return names[i].name;
+	return "?";
 }
 
 bool redis_reply_is_error(const struct redis_reply *r)

@@ -48,8 +48,7 @@ struct redis_cmd {
  * -EAGAIN when cut (cmd->name is filled once the first element was
  * complete); -EBADMSG otherwise.
  */
-ssize_t redis_parse_command(const void *buf, size_t len,
-			    struct redis_cmd *cmd);
+ssize_t redis_parse_command(const void *buf, size_t len, struct redis_cmd *cmd);
 
 /*
  * Count the complete commands at the start of buf (pipelining). *used gets
@@ -87,6 +86,9 @@ struct redis_reply {
  * error, from the first word of its data). 0, -EAGAIN, -EBADMSG.
  */
 int redis_parse_reply(const void *buf, size_t len, struct redis_reply *r);
+
+/* "simple", "error", "integer", "bulk", "array", "nil", ...; "?" if unknown. */
+const char *redis_type_name(enum redis_type t);
 
 /* Is this reply an error (simple or blob)? */
 bool redis_reply_is_error(const struct redis_reply *r);

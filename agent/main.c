@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "probes.h"
 #include "proctab.h"
+#include "queries.h"
 #include "strbuf.h"
 #include "sysenv.h"
 #include "telemetry.h"
@@ -37,6 +38,7 @@ struct agent {
 	struct proctab *procs;
 	struct telemetry *tel;
 	struct l7 *l7;
+	struct queries *queries;
 	struct probes *probes;
 	struct httpd *httpd;
 	struct self_stats self;
@@ -223,7 +225,13 @@ static int start(struct agent *a, char *msg, size_t len)
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
-	a->httpd = httpd_start(fd, a->reg, msg, len);
+	a->queries = queries_new(a->opt.slow_query_ms / 1000.0, 256, 1000);
+	if (!a->queries) {
+		close(fd);
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
+	a->httpd = httpd_start(fd, a->reg, a->queries, msg, len);
 	if (!a->httpd)
 		return -EIO;
 	if ((err = sysenv_mount_fs(msg, len)))
@@ -231,7 +239,7 @@ static int start(struct agent *a, char *msg, size_t len)
 	if (sysenv_raise_memlock(msg, len))
 		log_debug("%s (fine on kernels >= 5.11)", msg);
 	a->tel = telemetry_new(a->reg, a->opt.proc_root);
-	a->l7 = l7_new(a->reg);
+	a->l7 = l7_new(a->reg, a->queries);
 	a->procs = proctab_new(a->opt.proc_root, 0, &filter);
 	if (!a->tel || !a->l7 || !a->procs) {
 		snprintf(msg, len, "out of memory");
@@ -281,6 +289,7 @@ static void cleanup(struct agent *a)
 	l7_free(a->l7);
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);
+	queries_free(a->queries);
 }
 
 int main(int argc, char **argv)

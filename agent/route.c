@@ -99,7 +99,7 @@ static void put_segment(struct writer *w, const char *s, size_t n)
 	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		char esc[3] = { '%', hexdig[c >> 4], hexdig[c & 15] };
+		char esc[3] = {'%', hexdig[c >> 4], hexdig[c & 15]};
 
 		if (needs_escape(c))
 			put(w, esc, 3);
@@ -163,7 +163,7 @@ static size_t scheme_len(const char *t, size_t len)
 int http_route(const char *target, size_t len, bool path_cut, char *out,
 	       size_t outsz)
 {
-	struct writer w = { out, 0, 0 };
+	struct writer w = {out, 0, 0};
 	size_t start = 0, end;
 	bool absolute;
 
@@ -239,8 +239,7 @@ static struct route_guard_pos *find_pos(struct route_guard *g, uint64_t key)
 }
 
 /* May this segment keep its name at this position? Records it if so. */
-static bool admit(struct route_guard *g, uint64_t key, const char *s,
-		  size_t n)
+static bool admit(struct route_guard *g, uint64_t key, const char *s, size_t n)
 {
 	struct route_guard_pos *p = find_pos(g, key);
 	uint64_t h = fnv(FNV_OFFSET, s, n);

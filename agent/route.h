@@ -37,7 +37,7 @@
 #include <stdbool.h>
 
 #define ROUTE_MAX 256 /* a good output size for http_route() */
-#define ROUTE_MIN 16 /* the smallest output size http_route() accepts */
+#define ROUTE_MIN 16  /* the smallest output size http_route() accepts */
 #define ROUTE_ID "{id}"
 #define ROUTE_TRUNCATED "{truncated}"
 

@@ -17,12 +17,12 @@
 
 enum tok_type {
 	T_END,
-	T_WORD, /* identifier or keyword */
+	T_WORD,	  /* identifier or keyword */
 	T_QIDENT, /* "quoted identifier" */
 	T_NUMBER,
 	T_STRING, /* any quoted literal */
-	T_PARAM, /* $1 */
-	T_PUNCT, /* one character */
+	T_PARAM,  /* $1 */
+	T_PUNCT,  /* one character */
 };
 
 struct token {
@@ -30,7 +30,7 @@ struct token {
 	const char *s;
 	size_t len;
 	bool space; /* blank space or a comment came before it */
-	bool open; /* unterminated: runs into the end of the input */
+	bool open;  /* unterminated: runs into the end of the input */
 };
 
 struct lexer {
@@ -207,7 +207,8 @@ static void lex_dollar_token(struct lexer *lx, struct token *t)
 {
 	size_t taglen;
 
-	if (lx->off + 1 < lx->len && is_digit((unsigned char)lx->p[lx->off + 1])) {
+	if (lx->off + 1 < lx->len &&
+	    is_digit((unsigned char)lx->p[lx->off + 1])) {
 		lx->off++;
 		while (lx->off < lx->len &&
 		       is_digit((unsigned char)lx->p[lx->off]))
@@ -225,8 +226,8 @@ static void lex_dollar_token(struct lexer *lx, struct token *t)
 static void lex_body(struct lexer *lx, struct token *t)
 {
 	unsigned char c = (unsigned char)lx->p[lx->off];
-	unsigned char n = lx->off + 1 < lx->len ?
-				  (unsigned char)lx->p[lx->off + 1] : 0;
+	unsigned char n =
+	    lx->off + 1 < lx->len ? (unsigned char)lx->p[lx->off + 1] : 0;
 
 	if (lex_prefixed(lx, t))
 		return;
@@ -297,8 +298,7 @@ static bool is_kw_in(const struct token *t, const char *const *kws)
 }
 
 /* Might the token have been cut by the end of a cut input? */
-static bool may_be_cut(const struct lexer *lx, const struct token *t,
-		       bool cut)
+static bool may_be_cut(const struct lexer *lx, const struct token *t, bool cut)
 {
 	return t->open || (cut && t->s + t->len == lx->p + lx->len);
 }
@@ -312,23 +312,31 @@ struct out {
 	bool full;
 };
 
+/*
+ * Append a token (after one space if asked and not at the start). Control
+ * bytes, possible only inside quoted identifiers, become '_' so the output
+ * is always a clean C string.
+ */
 static void emit(struct out *o, bool space, const char *s, size_t n)
 {
-	size_t sp = (space && o->len) ? 1 : 0;
+	size_t sp = (space && o->len) ? 1 : 0, i;
 
 	if (o->full || o->len + sp + n > o->cap) {
 		o->full = true;
 		return;
 	}
-	memcpy(o->buf + o->len, " ", sp);
-	memcpy(o->buf + o->len + sp, s, n);
-	o->len += sp + n;
+	if (sp)
+		o->buf[o->len++] = ' ';
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		o->buf[o->len++] = (c < 0x20 || c == 0x7f) ? '_' : (char)c;
+	}
 }
 
 static bool is_literal(const struct token *t)
 {
-	return t->type == T_NUMBER || t->type == T_STRING ||
-	       t->type == T_PARAM;
+	return t->type == T_NUMBER || t->type == T_STRING || t->type == T_PARAM;
 }
 
 /* One IN-list element: [+-] literal [::type]. 1: ok, 0: not, -1: end. */
@@ -344,8 +352,8 @@ static int in_list_element(struct lexer *lx)
 	if (!is_literal(&t))
 		return 0;
 	save = *lx;
-	if (lex(lx, &t) == T_PUNCT && t.s[0] == ':' &&
-	    lex(lx, &t) == T_PUNCT && t.s[0] == ':' && lex(lx, &t) == T_WORD)
+	if (lex(lx, &t) == T_PUNCT && t.s[0] == ':' && lex(lx, &t) == T_PUNCT &&
+	    t.s[0] == ':' && lex(lx, &t) == T_WORD)
 		return 1;
 	*lx = save;
 	return 1;
@@ -387,7 +395,7 @@ static bool in_list(struct lexer *lx, bool *open)
 size_t sql_normalize(const char *sql, size_t len, char *out, size_t outsz,
 		     bool *out_cut)
 {
-	struct out o = { out, outsz - 1, 0, false };
+	struct out o = {out, outsz - 1, 0, false};
 	struct lexer lx;
 	struct token t;
 	bool open;
@@ -414,8 +422,8 @@ size_t sql_normalize(const char *sql, size_t len, char *out, size_t outsz,
 /* ---- operation -------------------------------------------------------- */
 
 /* Copy a keyword token upper-cased; 0 if it is not a plain keyword. */
-static size_t keyword(const struct lexer *lx, const struct token *t,
-		      bool cut, char op[SQL_OP_MAX])
+static size_t keyword(const struct lexer *lx, const struct token *t, bool cut,
+		      char op[SQL_OP_MAX])
 {
 	size_t i;
 
@@ -433,8 +441,8 @@ static size_t keyword(const struct lexer *lx, const struct token *t,
 /* After WITH: the keyword of the main statement, at paren depth 0. */
 static size_t main_keyword(struct lexer *lx, bool cut, char op[SQL_OP_MAX])
 {
-	static const char *const mains[] = { "select", "insert", "update",
-					     "delete", "merge",	 NULL };
+	static const char *const mains[] = {"select", "insert", "update",
+					    "delete", "merge",	NULL};
 	unsigned long depth = 0;
 	struct token t;
 
@@ -449,8 +457,7 @@ static size_t main_keyword(struct lexer *lx, bool cut, char op[SQL_OP_MAX])
 	return 0;
 }
 
-size_t sql_operation(const char *sql, size_t len, bool cut,
-		     char op[SQL_OP_MAX])
+size_t sql_operation(const char *sql, size_t len, bool cut, char op[SQL_OP_MAX])
 {
 	struct lexer lx;
 	struct token t;
@@ -473,9 +480,9 @@ enum trigger { TRIG_NONE, TRIG_NAME, TRIG_RELATION };
 /* FROM/JOIN name relations (maybe functions); the rest name tables. */
 static enum trigger trigger_of(const struct token *t)
 {
-	static const char *const names[] = { "into", "update", "table",
-					     "copy", "truncate", NULL };
-	static const char *const relations[] = { "from", "join", NULL };
+	static const char *const names[] = {"into", "update",	"table",
+					    "copy", "truncate", NULL};
+	static const char *const relations[] = {"from", "join", NULL};
 
 	if (is_kw_in(t, relations))
 		return TRIG_RELATION;
@@ -486,11 +493,10 @@ static enum trigger trigger_of(const struct token *t)
 static bool not_a_name(const struct token *t)
 {
 	static const char *const kws[] = {
-		"select",  "set",   "where", "lateral", "values",  "default",
-		"with",	   "on",    "using", "as",	"skip",	   "nowait",
-		"of",	   "table", "from",  "join",	"stdin",   "stdout",
-		"cascade", "no",    "restrict", NULL
-	};
+	    "select",  "set",	"where",    "lateral", "values", "default",
+	    "with",    "on",	"using",    "as",      "skip",	 "nowait",
+	    "of",      "table", "from",	    "join",    "stdin",	 "stdout",
+	    "cascade", "no",	"restrict", NULL};
 
 	return t->type == T_WORD ? is_kw_in(t, kws) : t->type != T_QIDENT;
 }
@@ -511,7 +517,7 @@ static bool put_name_part(struct out *o, const struct token *t, bool dot)
 
 		if (t->type == T_QIDENT && c == '"')
 			i++; /* "" inside quotes is one " */
-		emit(o, false, (unsigned char)c < 0x20 ? "?" : &c, 1);
+		emit(o, false, &c, 1);
 	}
 	return !o->full;
 }
@@ -523,8 +529,7 @@ static bool put_name_part(struct out *o, const struct token *t, bool dot)
 static bool read_name(struct lexer *lx, enum trigger trig, bool cut,
 		      struct out *o)
 {
-	static const char *const skip[] = { "only", "if", "not", "exists",
-					    NULL };
+	static const char *const skip[] = {"only", "if", "not", "exists", NULL};
 	struct token t;
 	struct lexer save;
 	bool dot = false;
@@ -559,12 +564,13 @@ struct parens {
 
 static bool in_query(const struct parens *ps)
 {
-	return ps->depth == 0 || (ps->depth < 64 && (ps->subq >> ps->depth & 1));
+	return ps->depth == 0 ||
+	       (ps->depth < 64 && (ps->subq >> ps->depth & 1));
 }
 
 static void track_parens(struct parens *ps, const struct token *t)
 {
-	static const char *const starts[] = { "select", "with", NULL };
+	static const char *const starts[] = {"select", "with", NULL};
 
 	if (ps->just_opened && ps->depth < 64 && is_kw_in(t, starts))
 		ps->subq |= 1ULL << ps->depth;
@@ -582,7 +588,7 @@ static void track_parens(struct parens *ps, const struct token *t)
 size_t sql_collection(const char *sql, size_t len, bool cut, char *out,
 		      size_t outsz)
 {
-	struct parens ps = { 0, 1, false };
+	struct parens ps = {0, 1, false};
 	struct lexer lx, la;
 	struct token t;
 	enum trigger trig;
@@ -592,7 +598,7 @@ size_t sql_collection(const char *sql, size_t len, bool cut, char *out,
 	out[0] = '\0';
 	lex_init(&lx, sql, len);
 	while (lex(&lx, &t) != T_END) {
-		struct out o = { out, outsz - 1, 0, false };
+		struct out o = {out, outsz - 1, 0, false};
 
 		track_parens(&ps, &t);
 		trig = trigger_of(&t);

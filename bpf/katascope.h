@@ -93,9 +93,27 @@ struct ks_tcp_close_event {
 #define KS_L7_DATA 256
 
 enum ks_l7_kind {
-	KS_L7_HTTP_REQUEST = 1, /* data: the request head's first bytes */
-	KS_L7_HTTP_DONE = 2, /* response complete; no data */
+	KS_L7_HTTP_REQUEST = 1, /* server read a request; data: its head */
+	KS_L7_HTTP_DONE = 2, /* server's response complete; no data */
 	KS_L7_HTTP_ABORTED = 3, /* closed with a request unanswered */
+	KS_L7_CLIENT_REQUEST = 4, /* client wrote a request; data: its head */
+	KS_L7_CLIENT_DONE = 5, /* client read the whole answer; data: see
+				* ks_l7_proto */
+	KS_L7_CLIENT_ABORTED = 6, /* client closed before the answer ended */
+};
+
+/*
+ * Client protocols, decided from the first bytes the client writes. In a
+ * CLIENT_DONE record the data is: HTTP nothing (status is parsed in the
+ * kernel); PG the last bytes of the final read (an ErrorResponse sits right
+ * before ReadyForQuery). Redis is a stream: every write of commands is a
+ * CLIENT_REQUEST and every read of replies a CLIENT_DONE with the read's
+ * first bytes; user space matches replies to commands in order.
+ */
+enum ks_l7_proto {
+	KS_PROTO_HTTP = 1,
+	KS_PROTO_PG = 2,
+	KS_PROTO_REDIS = 3,
 };
 
 #define KS_L7_F_END_GUESSED 0x1 /* end taken from the last write seen */
@@ -103,13 +121,22 @@ enum ks_l7_kind {
 struct ks_l7_event {
 	struct ks_event_hdr hdr; /* hdr.ts_ns: when the record was made */
 	__u64 conn_id; /* tgid << 32 | fd */
-	__u64 start_ns; /* first byte of the request read */
-	__u64 end_ns; /* last byte of the response written */
+	__u64 start_ns; /* server: first request byte read; client: first
+			 * request byte written */
+	__u64 end_ns; /* server: last response byte written; client: last
+		       * answer byte read */
 	__u32 kind; /* enum ks_l7_kind */
 	__u16 status; /* HTTP status code (DONE) */
 	__u16 lport; /* local port of the socket */
+	__u16 rport; /* remote port */
+	__u8 proto; /* enum ks_l7_proto, client records */
+	__u8 family; /* AF_INET / AF_INET6 of raddr */
 	__u32 flags;
+	__u8 raddr[16]; /* remote address */
+	__u8 sqlstate[8]; /* PG: SQLSTATE of an ErrorResponse that began a
+			   * read of the answer ("" if none) */
 	__u32 len; /* bytes valid in data */
+	__u32 total_len; /* bytes the syscall moved (data holds len of them) */
 	__u8 data[KS_L7_DATA];
 };
 

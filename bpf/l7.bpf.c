@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * l7.bpf.c - HTTP/1.x server exchanges from the socket syscalls.
+ * l7.bpf.c - HTTP/1.x server exchanges, and HTTP, PostgreSQL and Redis
+ * client exchanges, from the socket syscalls.
  *
  * Every read/recvfrom and write/sendto/writev of every process is looked at
  * for a few instructions: is this fd a TCP socket (asked of the kernel once
@@ -38,17 +39,27 @@ enum conn_state { ST_IDLE = 0, ST_REQ, ST_RESP };
 #define CF_CHUNKED 0x04
 #define CF_NO_BODY 0x08
 
+enum conn_role { ROLE_UNKNOWN = 0, ROLE_SERVER, ROLE_CLIENT, ROLE_IGNORE };
+
 struct l7_conn {
 	__u8 kind;
 	__u8 state;
 	__u8 flags;
-	__u8 pad;
+	__u8 role;
 	__u16 status;
 	__u16 lport;
+	__u16 rport;
+	__u8 proto; /* client protocol */
+	__u8 family;
+	__u8 resp_started; /* client: the answer's first bytes were read */
+	__u8 pad[3];
 	__u64 expect_total;
-	__u64 written;
+	__u64 written; /* server: response bytes written; client: answer
+			* bytes read */
 	__u64 req_start_ns;
 	__u64 last_write_ns;
+	__u8 raddr[16];
+	__u8 sqlstate[8];
 };
 
 struct {
@@ -103,8 +114,18 @@ static __always_inline struct l7_conn *conn_of(__u32 tgid, int fd)
 		return c->kind == CK_TCP ? c : NULL;
 	sk = tcp_sock_of_fd(fd);
 	fresh.kind = sk ? CK_TCP : CK_NOT_TCP;
-	if (sk)
+	if (sk) {
 		fresh.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		fresh.rport = __builtin_bswap16(
+			BPF_CORE_READ(sk, __sk_common.skc_dport));
+		fresh.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		if (fresh.family == KS_AF_INET)
+			BPF_CORE_READ_INTO(&fresh.raddr, sk,
+					   __sk_common.skc_daddr);
+		else
+			BPF_CORE_READ_INTO(&fresh.raddr, sk,
+					   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
 	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
 		count_drop(KS_DROP_L7_CONNS_FULL);
 	if (!sk)
@@ -154,14 +175,10 @@ static __always_inline int is_request_start(__u64 w)
 	return 0;
 }
 
-static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
-				 __u64 end_ns, __u32 flags)
+static __always_inline void fill(struct ks_l7_event *e, struct l7_conn *c,
+				 __u64 key, __u32 kind, __u64 end_ns,
+				 __u32 flags)
 {
-	struct ks_l7_event *e;
-
-	e = reserve_event(offsetof(struct ks_l7_event, data));
-	if (!e)
-		return;
 	e->hdr.type = KS_EV_L7;
 	e->hdr.pid = key >> 32;
 	e->hdr.ts_ns = bpf_ktime_get_ns();
@@ -171,8 +188,49 @@ static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
 	e->kind = kind;
 	e->status = c->status;
 	e->lport = c->lport;
+	e->rport = c->rport;
+	e->proto = c->proto;
+	e->family = c->family;
 	e->flags = flags;
+	__builtin_memcpy(e->raddr, c->raddr, sizeof(e->raddr));
+	__builtin_memcpy(e->sqlstate, c->sqlstate, sizeof(e->sqlstate));
 	e->len = 0;
+	e->total_len = 0;
+}
+
+static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
+				 __u64 end_ns, __u32 flags)
+{
+	struct ks_l7_event *e;
+
+	e = reserve_event(offsetof(struct ks_l7_event, data));
+	if (!e)
+		return;
+	fill(e, c, key, kind, end_ns, flags);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* A record carrying up to KS_L7_DATA bytes copied from user memory. */
+static __always_inline void emit_data(struct l7_conn *c, __u64 key,
+				      __u32 kind, __u64 end_ns,
+				      const void *src, __u64 n)
+{
+	__u32 total = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
+	struct ks_l7_event *e;
+
+	e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	fill(e, c, key, kind, end_ns, 0);
+	if (n > KS_L7_DATA)
+		n = KS_L7_DATA;
+	VERIFIER_BOUND(n, 0x1ff);
+	if (n > KS_L7_DATA || bpf_probe_read_user(e->data, n, src)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->len = n;
+	e->total_len = total;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -183,11 +241,10 @@ static __always_inline void finish(struct l7_conn *c, __u64 key, __u64 end_ns,
 	c->state = ST_IDLE;
 }
 
-static __always_inline void on_read(struct l7_conn *c, __u64 key,
-				    const void *buf, long ret, __u64 now)
+static __always_inline void server_read(struct l7_conn *c, __u64 key,
+					const void *buf, long ret, __u64 now)
 {
-	struct ks_l7_event *e;
-	__u64 w = 0, len;
+	__u64 w = 0;
 	int kind;
 
 	if (c->state == ST_REQ)
@@ -196,39 +253,24 @@ static __always_inline void on_read(struct l7_conn *c, __u64 key,
 		return;
 	bpf_probe_read_user(&w, ret < 8 ? 4 : 8, buf);
 	kind = is_request_start(w);
-	if (!kind)
+	if (!kind) {
+		/* A server of a protocol we do not measure server-side (it
+		 * reads commands): never mistake its answers for requests. */
+		if (c->role == ROLE_UNKNOWN && c->state == ST_IDLE &&
+		    ((__u8)w == '*' || (__u8)w == 'Q' || (__u8)w == 'P'))
+			c->role = ROLE_IGNORE;
 		return;
+	}
 	if (c->state == ST_RESP) /* length unknown: ended by this request */
 		finish(c, key, c->last_write_ns, KS_L7_F_END_GUESSED);
+	c->role = ROLE_SERVER;
 	c->state = ST_REQ;
 	c->flags = kind == 2 ? CF_HEAD_REQ : 0;
 	c->status = 0;
 	c->req_start_ns = now;
 	c->written = 0;
 	c->last_write_ns = now;
-
-	e = reserve_event(sizeof(*e));
-	if (!e)
-		return;
-	len = ret > KS_L7_DATA ? KS_L7_DATA : (__u32)ret;
-	VERIFIER_BOUND(len, 0x1ff);
-	if (len > KS_L7_DATA) {
-		bpf_ringbuf_discard(e, 0);
-		return;
-	}
-	e->hdr.type = KS_EV_L7;
-	e->hdr.pid = key >> 32;
-	e->hdr.ts_ns = now;
-	e->conn_id = key;
-	e->start_ns = now;
-	e->end_ns = 0;
-	e->kind = KS_L7_HTTP_REQUEST;
-	e->status = 0;
-	e->lport = c->lport;
-	e->flags = 0;
-	e->len = len;
-	bpf_probe_read_user(e->data, len, buf);
-	bpf_ringbuf_submit(e, 0);
+	emit_data(c, key, KS_L7_HTTP_REQUEST, 0, buf, ret);
 }
 
 struct head_scan {
@@ -335,36 +377,16 @@ static __always_inline int ends_chunked(const void *end)
 	       t[4] == '\n';
 }
 
-static __always_inline void on_write(struct l7_conn *c, __u64 key,
-				     const struct io_args *a, long ret,
-				     __u64 now)
+static __always_inline void server_write(struct l7_conn *c, __u64 key,
+					 const void *first, __u64 first_len,
+					 const void *tail_end, long ret,
+					 __u64 now)
 {
-	const void *first = (const void *)a->buf, *tail_end;
-	__u64 first_len = ret, w = 0;
-	struct iovec iov;
-	__u32 i;
+	__u64 w = 0;
 
 	/* IDLE after a request: a pipelined request's response may follow. */
 	if (c->state == ST_IDLE && !c->req_start_ns)
 		return;
-	tail_end = (const void *)(a->buf + ret);
-	if (a->op == IO_WRITEV) {
-		/* Head in the first buffer; the tail is the end of the last
-		 * non-empty one. */
-		if (bpf_probe_read_user(&iov, sizeof(iov), first))
-			return;
-		first = iov.iov_base;
-		first_len = iov.iov_len;
-		tail_end = first + first_len;
-		for (i = 1; i < 16 && i < a->iovcnt; i++) {
-			if (bpf_probe_read_user(&iov, sizeof(iov),
-						(const void *)a->buf +
-							i * sizeof(iov)))
-				break;
-			if (iov.iov_len)
-				tail_end = iov.iov_base + iov.iov_len;
-		}
-	}
 	if (c->state != ST_RESP) {
 		if (first_len < 12)
 			return;
@@ -391,6 +413,258 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 	} else if ((c->flags & CF_CHUNKED) && ends_chunked(tail_end)) {
 		finish(c, key, now, 0);
 	}
+}
+
+/* ---- client side ------------------------------------------------------ */
+
+static __always_inline __u32 be32(const __u8 *b)
+{
+	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
+}
+
+static __always_inline int pg_frontend_type(__u8 t)
+{
+	switch (t) {
+	case 'Q': case 'P': case 'B': case 'E': case 'S': case 'D': case 'C':
+	case 'H': case 'F': case 'd': case 'c': case 'f': case 'X':
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Does a write start a request, and of which protocol? PostgreSQL: a
+ * statement starts with Query, Parse or Bind, whose length field either
+ * spans the write or is followed by another frontend message. Redis: a RESP
+ * array of bulk strings. HTTP: a request line.
+ */
+static __always_inline int classify_request(const void *buf, __u64 n,
+					    __u8 *head_req)
+{
+	__u8 b[8] = {}, next = 0;
+	__u32 len;
+	int k;
+
+	if (n < 5 || bpf_probe_read_user(b, n < 8 ? 5 : 8, buf))
+		return 0;
+	if (n >= 8) {
+		k = is_request_start(*(__u64 *)b);
+		if (k) {
+			*head_req = k == 2;
+			return KS_PROTO_HTTP;
+		}
+	}
+	if (b[0] == '*' && b[1] >= '1' && b[1] <= '9' &&
+	    (b[2] == '\r' || (b[2] >= '0' && b[2] <= '9')))
+		return KS_PROTO_REDIS;
+	if (b[0] == 'Q' || b[0] == 'P' || b[0] == 'B') {
+		len = be32(b + 1);
+		if (len < 4 || len > (1U << 30))
+			return 0;
+		if ((__u64)len + 1 == n)
+			return KS_PROTO_PG;
+		if ((__u64)len + 1 < n &&
+		    !bpf_probe_read_user(&next, 1, buf + len + 1) &&
+		    pg_frontend_type(next))
+			return KS_PROTO_PG;
+	}
+	return 0;
+}
+
+/*
+ * A request written with writev spreads over several buffers (node-redis
+ * writes a pipeline as one buffer per command): gather the first
+ * KS_L7_DATA bytes of up to 8 of them through the per-CPU scratch.
+ */
+static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
+				     const struct io_args *a, long ret)
+{
+	struct ks_l7_event *e;
+	struct scratch *s;
+	struct iovec iov;
+	__u32 zero = 0, i;
+	__u64 off = 0, n;
+
+	s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return;
+	for (i = 0; i < 8 && i < a->iovcnt && off < KS_L7_DATA; i++) {
+		if (bpf_probe_read_user(&iov, sizeof(iov),
+					(const void *)a->buf + i * sizeof(iov)))
+			break;
+		n = iov.iov_len;
+		if (n > KS_L7_DATA - off)
+			n = KS_L7_DATA - off;
+		VERIFIER_BOUND(off, 0xff);
+		VERIFIER_BOUND(n, 0x1ff);
+		if (n > KS_L7_DATA ||
+		    bpf_probe_read_user(s->b + off, n, iov.iov_base))
+			break;
+		off += n;
+	}
+	e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	fill(e, c, key, KS_L7_CLIENT_REQUEST, 0, 0);
+	VERIFIER_BOUND(off, 0x1ff);
+	if (off > KS_L7_DATA || bpf_probe_read_kernel(e->data, off, s->b)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->len = off;
+	e->total_len = ret;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void client_write(struct l7_conn *c, __u64 key,
+					 const struct io_args *a, long ret,
+					 const void *first, __u64 first_len,
+					 __u64 now)
+{
+	__u8 head_req = 0;
+	int proto;
+
+	/* Mid-request writes are the rest of it; Redis commands are a
+	 * stream and each write of them is recorded. */
+	if (c->state != ST_IDLE && c->proto != KS_PROTO_REDIS)
+		return;
+	proto = classify_request(first, first_len, &head_req);
+	if (!proto || (c->state != ST_IDLE && proto != c->proto))
+		return;
+	c->role = ROLE_CLIENT;
+	c->proto = proto;
+	c->state = ST_REQ;
+	c->flags = head_req ? CF_HEAD_REQ : 0;
+	c->status = 0;
+	c->resp_started = 0;
+	c->written = 0;
+	c->req_start_ns = now;
+	__builtin_memset(c->sqlstate, 0, sizeof(c->sqlstate));
+	if (a->op == IO_WRITEV && a->iovcnt > 1)
+		emit_iov(c, key, a, ret);
+	else
+		emit_data(c, key, KS_L7_CLIENT_REQUEST, 0, first, first_len);
+}
+
+static __always_inline void client_done(struct l7_conn *c, __u64 key,
+					__u64 now, const void *src, __u64 n)
+{
+	if (n)
+		emit_data(c, key, KS_L7_CLIENT_DONE, now, src, n);
+	else
+		emit(c, key, KS_L7_CLIENT_DONE, now, 0);
+	c->state = ST_IDLE;
+}
+
+/*
+ * If buf starts with an ErrorResponse, keep its SQLSTATE: the 'C' field,
+ * found among the first fields ('S' and 'V' severity come before it).
+ */
+static __always_inline void pg_sqlstate(struct l7_conn *c, const void *buf)
+{
+	__u8 b[48] = {};
+	__u32 i;
+
+	if (bpf_probe_read_user(b, sizeof(b), buf) || b[0] != 'E')
+		return;
+	for (i = 5; i < sizeof(b) - 7; i++) {
+		if (b[i] == 0 && b[i + 1] == 'C') {
+			__builtin_memcpy(c->sqlstate, &b[i + 2], 5);
+			c->sqlstate[5] = 0;
+			return;
+		}
+	}
+}
+
+static __always_inline void client_read(struct l7_conn *c, __u64 key,
+					const void *buf, long ret, __u64 now)
+{
+	__u8 t[6] = {};
+
+	if (c->state != ST_REQ)
+		return;
+	if (c->proto == KS_PROTO_PG) {
+		/* PostgreSQL flushes an ErrorResponse at once, so it often
+		 * begins a read of its own, before ReadyForQuery. */
+		if (ret > 12)
+			pg_sqlstate(c, buf);
+		/* The answer ends with ReadyForQuery: 'Z', length 5, status. */
+		if (ret < 6 || bpf_probe_read_user(t, 6, buf + ret - 6))
+			return;
+		if (t[0] != 'Z' || t[1] || t[2] || t[3] || t[4] != 5)
+			return;
+		if (ret > KS_L7_DATA)
+			client_done(c, key, now, buf + ret - KS_L7_DATA,
+				    KS_L7_DATA);
+		else
+			client_done(c, key, now, buf, ret);
+	} else if (c->proto == KS_PROTO_REDIS) {
+		emit_data(c, key, KS_L7_CLIENT_DONE, now, buf, ret);
+	} else if (c->proto == KS_PROTO_HTTP) {
+		if (!c->resp_started) {
+			if (ret < 12)
+				return;
+			parse_response(c, buf, (__u32)ret);
+			if (c->status >= 100 && c->status < 200 &&
+			    c->status != 101)
+				return; /* interim: the real answer follows */
+			c->resp_started = 1;
+			c->written = 0;
+		}
+		c->written += ret;
+		if (c->flags & CF_LEN_KNOWN) {
+			if (c->written >= c->expect_total)
+				client_done(c, key, now, NULL, 0);
+		} else if ((c->flags & CF_CHUNKED) && ends_chunked(buf + ret)) {
+			client_done(c, key, now, NULL, 0);
+		}
+	}
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static __always_inline void on_read(struct l7_conn *c, __u64 key,
+				    const void *buf, long ret, __u64 now)
+{
+	if (c->role == ROLE_CLIENT)
+		client_read(c, key, buf, ret, now);
+	else if (c->role != ROLE_IGNORE)
+		server_read(c, key, buf, ret, now);
+}
+
+static __always_inline void on_write(struct l7_conn *c, __u64 key,
+				     const struct io_args *a, long ret,
+				     __u64 now)
+{
+	const void *first = (const void *)a->buf, *tail_end;
+	__u64 first_len = ret;
+	struct iovec iov;
+	__u32 i;
+
+	if (c->role == ROLE_IGNORE)
+		return;
+	tail_end = (const void *)(a->buf + ret);
+	if (a->op == IO_WRITEV) {
+		/* Head in the first buffer; the tail is the end of the last
+		 * non-empty one. */
+		if (bpf_probe_read_user(&iov, sizeof(iov), first))
+			return;
+		first = iov.iov_base;
+		first_len = iov.iov_len;
+		tail_end = first + first_len;
+		for (i = 1; i < 16 && i < a->iovcnt; i++) {
+			if (bpf_probe_read_user(&iov, sizeof(iov),
+						(const void *)a->buf +
+							i * sizeof(iov)))
+				break;
+			if (iov.iov_len)
+				tail_end = iov.iov_base + iov.iov_len;
+		}
+	}
+	if (c->role == ROLE_SERVER)
+		server_write(c, key, first, first_len, tail_end, ret, now);
+	else
+		client_write(c, key, a, ret, first, first_len, now);
 }
 
 /* The pending syscall's arguments and its connection, or NULL. */
@@ -510,7 +784,9 @@ int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return 0;
-	if (c->state == ST_REQ)
+	if (c->role == ROLE_CLIENT && c->state == ST_REQ)
+		emit(c, key, KS_L7_CLIENT_ABORTED, bpf_ktime_get_ns(), 0);
+	else if (c->state == ST_REQ)
 		emit(c, key, KS_L7_HTTP_ABORTED, bpf_ktime_get_ns(), 0);
 	else if (c->state == ST_RESP)
 		emit(c, key, KS_L7_HTTP_DONE, c->last_write_ns,

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 scripts/build.sh
+# The e2e tests' Node service and its clients (node-postgres, node-redis),
+# pinned by package-lock.json.
+(cd tests/e2e/app && npm ci --no-audit --no-fund --loglevel=error)
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKATASCOPE_SANITIZE=ON \
 	>/dev/null

@@ -8,6 +8,7 @@ and on these machines PID 1 does not reap orphans.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -97,6 +98,68 @@ class Postgres:
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Redis:
+    """redis-server on a free loopback port, no persistence."""
+
+    def __init__(self, port=None):
+        self.port = port or ks.free_port()
+        self.dir = tempfile.mkdtemp(prefix="ks-redis-")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port),
+                                              timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class NodeApp:
+    """tests/e2e/app/server.js with the given environment."""
+
+    def __init__(self, env):
+        app = os.path.join(ks.SRC, "tests", "e2e", "app", "server.js")
+        e = dict(os.environ)
+        e.update(env)
+        self.proc = subprocess.Popen(["node", app, "0"], env=e,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            self.proc.kill()
+            raise RuntimeError("node app did not start: %r" % line)
+        self.port = int(line[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
 
     def __enter__(self):
         return self

@@ -9,9 +9,79 @@
 //   POST /upload            200, echoes the byte count of the body
 //   GET  /big?kb=N          200, an N KiB body
 //   GET  /hold              never answers (clients abort it)
+// With PGPORT set (node-postgres, one connection, user postgres):
+//   GET  /db/user/:id       SELECT ... FROM users WHERE id = $1 (extended)
+//   GET  /db/count          SELECT count(*) FROM users (simple Query)
+//   GET  /db/sleep?ms=N     SELECT pg_sleep($1) (extended)
+//   GET  /db/insert         INSERT INTO users (name) VALUES ($1)
+//   GET  /db/prepared/:id   a named prepared statement (Parse sent once)
+//   GET  /db/bad            SELECT from a missing table: 42P01, answers 500
+// With REDIS_PORT set (node-redis):
+//   GET  /cache/get/:key    GET; answers hit or miss
+//   GET  /cache/set/:key    SET key v
+//   GET  /cache/multi       three GETs pipelined in one write (k1 k2 k3)
 // Prints "ready PORT" once listening.
 'use strict';
 const http = require('http');
+
+let pg = null;
+let redis = null;
+
+async function connectBackends() {
+  if (process.env.PGPORT) {
+    const { Client } = require('pg');
+    pg = new Client({ host: '127.0.0.1', port: Number(process.env.PGPORT),
+                      user: 'postgres', database: 'postgres' });
+    await pg.connect();
+    await pg.query('CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, name text)');
+    await pg.query("INSERT INTO users (name) SELECT 'user' || g FROM generate_series(1, 100) g");
+  }
+  if (process.env.REDIS_PORT) {
+    const { createClient } = require('redis');
+    redis = createClient({ url: 'redis://127.0.0.1:' + process.env.REDIS_PORT });
+    await redis.connect();
+  }
+}
+
+function fail(res, e) {
+  res.statusCode = 500;
+  res.end(JSON.stringify({ error: e.code || String(e) }));
+}
+
+async function backend(p, url, res) {
+  if (p.startsWith('/db/user/')) {
+    const r = await pg.query('SELECT id, name FROM users WHERE id = $1', [Number(p.slice(9))]);
+    res.end(JSON.stringify(r.rows));
+  } else if (p === '/db/count') {
+    const r = await pg.query('SELECT count(*) FROM users');
+    res.end(JSON.stringify(r.rows));
+  } else if (p === '/db/sleep') {
+    const ms = Number(url.searchParams.get('ms') || 100);
+    await pg.query('SELECT pg_sleep($1)', [ms / 1000]);
+    res.end('slept');
+  } else if (p === '/db/insert') {
+    await pg.query('INSERT INTO users (name) VALUES ($1)', ['someone']);
+    res.end('ok');
+  } else if (p.startsWith('/db/prepared/')) {
+    const r = await pg.query({ name: 'user-by-id', text: 'SELECT name FROM users WHERE id = $1',
+                               values: [Number(p.slice(13))] });
+    res.end(JSON.stringify(r.rows));
+  } else if (p === '/db/bad') {
+    await pg.query('SELECT * FROM no_such_table');
+  } else if (p.startsWith('/cache/get/')) {
+    const v = await redis.get(p.slice(11));
+    res.end(v === null ? 'miss' : 'hit');
+  } else if (p.startsWith('/cache/set/')) {
+    await redis.set(p.slice(11), 'v');
+    res.end('ok');
+  } else if (p === '/cache/multi') {
+    const v = await Promise.all([redis.get('k1'), redis.get('k2'), redis.get('k3')]);
+    res.end(JSON.stringify(v));
+  } else {
+    return false;
+  }
+  return true;
+}
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');
@@ -20,6 +90,12 @@ const server = http.createServer((req, res) => {
     let n = 0;
     req.on('data', (c) => { n += c.length; });
     req.on('end', () => res.end(JSON.stringify({ bytes: n })));
+    return;
+  }
+  if (p.startsWith('/db/') || p.startsWith('/cache/')) {
+    backend(p, url, res).then((done) => {
+      if (!done) { res.statusCode = 404; res.end('not found'); }
+    }, (e) => fail(res, e));
     return;
   }
   if (p.startsWith('/users/') || p.startsWith('/pre/')) {
@@ -53,6 +129,8 @@ const server = http.createServer((req, res) => {
   }
 });
 server.keepAliveTimeout = 30000;
-server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
-  console.log('ready ' + server.address().port);
-});
+connectBackends().then(() => {
+  server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
+    console.log('ready ' + server.address().port);
+  });
+}, (e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,512 @@
+/*
+ * l7_client.c - client operations from the kernel's records; see
+ * l7_client.h.
+ *
+ * Two fixed tables keyed by connection (tgid << 32 | fd): pending requests
+ * (the operations of the request in flight) and, for PostgreSQL, the named
+ * prepared statements each connection has parsed, so a later Bind/Execute
+ * of a statement prepared earlier is named by its text. Collisions replace
+ * the older entry; memory is fixed.
+ */
+#include "l7_client.h"
+#include "l7_pg.h"
+#include "l7_redis.h"
+#include "sqlnorm.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PENDING_SLOTS 4096 /* power of two */
+#define PG_CONN_SLOTS 512 /* power of two */
+#define OPS_MAX 8
+
+static const double db_bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1,
+				    0.5,   1,	  5,	10 };
+static const double http_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
+				      0.1,   0.25, 0.5,   0.75, 1,
+				      2.5,   5,	   7.5,	  10 };
+
+struct op {
+	uint64_t start_ns; /* Redis: when its command was written */
+	char name[REDIS_NAME_MAX]; /* SELECT, GET, or the HTTP method */
+	char collection[64];
+	char text[PG_STMT_TEXT_MAX]; /* normalized statement */
+};
+
+struct cpending {
+	uint64_t conn_id; /* 0: free */
+	uint8_t proto;
+	unsigned head, n; /* ops[head..n) await their answer */
+	struct op ops[OPS_MAX];
+};
+
+struct pg_conn {
+	uint64_t conn_id;
+	struct pg_stmts stmts;
+	char unnamed[PG_STMT_TEXT_MAX]; /* the unnamed statement's text */
+};
+
+struct l7_client {
+	struct metric_registry *reg;
+	struct queries *queries;
+	struct metric_family *db_dur;
+	struct metric_family *http_dur;
+	struct metric_family *redis_get;
+	struct metric_family *aborted;
+	struct cpending *pending;
+	struct pg_conn *pg[PG_CONN_SLOTS];
+};
+
+struct l7_client *l7_client_new(struct metric_registry *reg,
+				struct queries *q)
+{
+	static const char *const db_labels[] = {
+		"service_name",	      "db_system_name", "db_operation_name",
+		"db_collection_name", "error_type",	NULL
+	};
+	static const char *const http_labels[] = {
+		"service_name", "http_request_method",
+		"server_address", "server_port",
+		"http_response_status_code", NULL
+	};
+	static const char *const get_labels[] = { "service_name", "result",
+						  NULL };
+	static const char *const ab_labels[] = { "service_name", "protocol",
+						 NULL };
+	struct l7_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->reg = reg;
+	c->queries = q;
+	c->pending = calloc(PENDING_SLOTS, sizeof(*c->pending));
+	c->db_dur = metric_family_new(
+		reg, "db_client_operation_duration_seconds", METRIC_HISTOGRAM,
+		"Database operations measured in the client process: from the first byte of the request written to the last byte of the answer read.",
+		db_labels, db_bounds, sizeof(db_bounds) / sizeof(db_bounds[0]));
+	c->http_dur = metric_family_new(
+		reg, "http_client_request_duration_seconds", METRIC_HISTOGRAM,
+		"Outgoing HTTP requests: from the first byte of the request written to the last byte of the response read.",
+		http_labels, http_bounds,
+		sizeof(http_bounds) / sizeof(http_bounds[0]));
+	c->redis_get = metric_family_new(
+		reg, "katascope_redis_get_total", METRIC_COUNTER,
+		"Redis GET commands by result: hit (a value) or miss (nil). The cache hit rate is hit / (hit + miss).",
+		get_labels, NULL, 0);
+	c->aborted = metric_family_new(
+		reg, "katascope_client_requests_aborted_total", METRIC_COUNTER,
+		"Client requests whose connection was closed before the whole answer was read.",
+		ab_labels, NULL, 0);
+	if (!c->pending || !c->db_dur || !c->http_dur || !c->redis_get ||
+	    !c->aborted) {
+		l7_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void l7_client_free(struct l7_client *c)
+{
+	unsigned i;
+
+	if (!c)
+		return;
+	for (i = 0; i < PG_CONN_SLOTS; i++)
+		free(c->pg[i]);
+	free(c->pending);
+	free(c);
+}
+
+static unsigned hash_slot(uint64_t id, unsigned n)
+{
+	return (unsigned)((id * 0x9E3779B97F4A7C15ULL) >> 40) & (n - 1);
+}
+
+static struct pg_conn *pg_conn_of(struct l7_client *c, uint64_t conn_id)
+{
+	struct pg_conn **pp = &c->pg[hash_slot(conn_id, PG_CONN_SLOTS)];
+
+	if (!*pp)
+		*pp = calloc(1, sizeof(**pp));
+	if (!*pp)
+		return NULL;
+	if ((*pp)->conn_id != conn_id) {
+		memset(*pp, 0, sizeof(**pp));
+		(*pp)->conn_id = conn_id;
+	}
+	return *pp;
+}
+
+static void op_from_sql(struct op *o, const char *sql, size_t len, bool cut,
+			bool normalized)
+{
+	if (normalized)
+		snprintf(o->text, sizeof(o->text), "%.*s", (int)len, sql);
+	else
+		sql_normalize(sql, len, o->text, sizeof(o->text), NULL);
+	if (!sql_operation(o->text, strlen(o->text), cut, o->name))
+		snprintf(o->name, sizeof(o->name), "_OTHER");
+	sql_collection(o->text, strlen(o->text), cut, o->collection,
+		       sizeof(o->collection));
+}
+
+static struct op *next_op(struct cpending *p)
+{
+	if (p->n >= OPS_MAX && p->head > 0) {
+		memmove(p->ops, p->ops + p->head,
+			(p->n - p->head) * sizeof(p->ops[0]));
+		p->n -= p->head;
+		p->head = 0;
+	}
+	if (p->n >= OPS_MAX)
+		return NULL;
+	memset(&p->ops[p->n], 0, sizeof(p->ops[0]));
+	return &p->ops[p->n++];
+}
+
+/* A simple Query may hold several statements: one operation each. */
+static void pg_query(struct cpending *p, const struct pg_str *sql)
+{
+	const char *s = sql->s;
+	size_t left = sql->len, one;
+	struct op *o;
+
+	while (left > 0) {
+		one = sql_statement_len(s, left);
+		if (one == 0)
+			break;
+		/* Skip what is only whitespace after the last ';'. */
+		if (strspn(s, " \t\r\n;") >= one) {
+			s += one;
+			left -= one;
+			continue;
+		}
+		o = next_op(p);
+		if (!o)
+			return;
+		op_from_sql(o, s, one, one == left && sql->cut, false);
+		s += one;
+		left -= one;
+	}
+}
+
+static void parse_pg_request(struct l7_client *c, struct cpending *p,
+			     const struct ks_l7_event *ev)
+{
+	struct pg_conn *pc = pg_conn_of(c, ev->conn_id);
+	const char *current = NULL;
+	struct pg_str name, sql, portal;
+	const struct pg_stmt *st;
+	struct pg_iter it;
+	struct pg_msg m;
+	bool pending_parse = false;
+	struct op *o;
+
+	pg_iter_init(&it, ev->data, ev->len, PG_FRONTEND);
+	while (pg_iter_next(&it, &m) == 1) {
+		switch (m.type) {
+		case 'Q':
+			if (pg_parse_query(&m, &sql) >= 0 || sql.len)
+				pg_query(p, &sql);
+			break;
+		case 'P':
+			if (pg_parse_parse(&m, &name, &sql) < 0 && !sql.len)
+				break;
+			if (pc && name.len)
+				pg_stmts_put(&pc->stmts, &name, &sql);
+			if (pc && !name.len)
+				sql_normalize(sql.s, sql.len, pc->unnamed,
+					      sizeof(pc->unnamed), NULL);
+			pending_parse = true;
+			current = NULL;
+			if (pc && name.len) {
+				st = pg_stmts_get(&pc->stmts, &name);
+				current = st ? st->text : NULL;
+			} else if (pc) {
+				current = pc->unnamed;
+			}
+			break;
+		case 'B':
+			if (pg_parse_bind(&m, &portal, &name) < 0 && !m.truncated)
+				break;
+			if (pc && name.len) {
+				st = pg_stmts_get(&pc->stmts, &name);
+				current = st ? st->text : NULL;
+			} else if (pc) {
+				current = pc->unnamed;
+			}
+			pending_parse = true;
+			break;
+		case 'E':
+			o = next_op(p);
+			if (o && current && current[0])
+				op_from_sql(o, current, strlen(current), false,
+					    true);
+			else if (o)
+				snprintf(o->name, sizeof(o->name), "_OTHER");
+			pending_parse = false;
+			break;
+		}
+		if (m.truncated)
+			break;
+	}
+	/* Parse/Bind seen but the Execute was past the capture. */
+	if (pending_parse && (o = next_op(p))) {
+		if (current && current[0])
+			op_from_sql(o, current, strlen(current), false, true);
+		else
+			snprintf(o->name, sizeof(o->name), "_OTHER");
+	}
+}
+
+static void parse_redis_request(struct cpending *p,
+				const struct ks_l7_event *ev)
+{
+	const uint8_t *b = ev->data;
+	size_t left = ev->len;
+	struct redis_cmd cmd;
+	ssize_t n;
+	struct op *o;
+
+	while (left > 0) {
+		n = redis_parse_command(b, left, &cmd);
+		if (n < 0 && !cmd.name[0])
+			break;
+		o = next_op(p);
+		if (!o)
+			break;
+		o->start_ns = ev->start_ns;
+		snprintf(o->name, sizeof(o->name), "%s", cmd.name);
+		snprintf(o->text, sizeof(o->text), "%s", cmd.name);
+		if (n <= 0)
+			break; /* cut by the capture: counted, then stop */
+		b += n;
+		left -= (size_t)n;
+	}
+}
+
+static void parse_http_request(struct cpending *p,
+			       const struct ks_l7_event *ev)
+{
+	struct op *o = next_op(p);
+	size_t i;
+
+	if (!o)
+		return;
+	for (i = 0; i < ev->len && i < sizeof(o->name) - 1; i++) {
+		if (ev->data[i] == ' ')
+			break;
+		o->name[i] = (char)ev->data[i];
+	}
+	o->name[i] = '\0';
+}
+
+static void on_request(struct l7_client *c, const struct ks_l7_event *ev)
+{
+	struct cpending *p = &c->pending[hash_slot(ev->conn_id, PENDING_SLOTS)];
+
+	/* Redis commands queue up until their replies are read. */
+	if (ev->proto != KS_PROTO_REDIS || p->conn_id != ev->conn_id ||
+	    p->proto != ev->proto)
+		p->head = p->n = 0;
+	p->conn_id = ev->conn_id;
+	p->proto = ev->proto;
+	if (ev->proto == KS_PROTO_PG)
+		parse_pg_request(c, p, ev);
+	else if (ev->proto == KS_PROTO_REDIS)
+		parse_redis_request(p, ev);
+	else if (ev->proto == KS_PROTO_HTTP)
+		parse_http_request(p, ev);
+	if (p->n == p->head)
+		p->conn_id = 0;
+}
+
+/* SQLSTATE of an ErrorResponse right before the final ReadyForQuery. */
+static void pg_error_code(const struct ks_l7_event *ev, char out[6])
+{
+	const uint8_t *d = ev->data;
+	size_t n = ev->len, z, i;
+	struct pg_error err;
+	struct pg_iter it;
+	struct pg_msg m;
+	uint32_t len;
+
+	out[0] = '\0';
+	if (n < 6)
+		return;
+	z = n - 6; /* where 'Z' starts */
+	for (i = 0; i + 5 <= z; i++) {
+		if (d[i] != 'E')
+			continue;
+		len = (uint32_t)d[i + 1] << 24 | (uint32_t)d[i + 2] << 16 |
+		      (uint32_t)d[i + 3] << 8 | d[i + 4];
+		if (i + 1 + len != z)
+			continue;
+		pg_iter_init(&it, d + i, z - i, PG_BACKEND);
+		if (pg_iter_next(&it, &m) == 1 && m.type == 'E' &&
+		    pg_parse_error(&m, &err) >= 0)
+			snprintf(out, 6, "%s", err.sqlstate);
+		return;
+	}
+}
+
+static uint64_t unix_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void observe_db(struct l7_client *c, const struct proc_entry *e,
+		       const char *system, const struct op *o,
+		       const char *err, double secs)
+{
+	const char *lv[] = { e->service, system, o->name, o->collection,
+			     err };
+	struct query_sample qs;
+
+	metric_observe(c->db_dur, lv, secs);
+	if (!c->queries || strcmp(system, "postgresql"))
+		return;
+	qs.service = e->service;
+	qs.system = system;
+	qs.text = o->text;
+	qs.error = err;
+	qs.seconds = secs;
+	qs.unix_ns = unix_ns();
+	queries_add(c->queries, &qs);
+}
+
+static void finish_pg(struct l7_client *c, const struct proc_entry *e,
+		      struct cpending *p, const struct ks_l7_event *ev,
+		      double secs)
+{
+	char err[8] = "";
+	unsigned i;
+
+	pg_error_code(ev, err);
+	if (!err[0] && ev->sqlstate[0])
+		snprintf(err, 6, "%.5s", (const char *)ev->sqlstate);
+	/* The error ended the exchange: it belongs to the last statement. */
+	for (i = p->head; i < p->n; i++)
+		observe_db(c, e, "postgresql", &p->ops[i],
+			   i + 1 == p->n ? err : "", secs);
+	p->conn_id = 0;
+}
+
+/* One Redis reply (or, past the capture, an unseen one) ends command o. */
+static void redis_done(struct l7_client *c, const struct proc_entry *e,
+		       const struct op *o, const struct redis_reply *rep,
+		       uint64_t end_ns)
+{
+	const char *err = "";
+	double secs = end_ns > o->start_ns ?
+			      (double)(end_ns - o->start_ns) * 1e-9 :
+			      0;
+
+	if (rep && redis_reply_is_error(rep))
+		err = rep->error[0] ? rep->error : "ERR";
+	if (rep && !err[0] && strcmp(o->name, "GET") == 0) {
+		const char *lv[] = { e->service,
+				     rep->type == REDIS_NIL ? "miss" : "hit" };
+
+		metric_add(c->redis_get, lv, 1);
+	}
+	observe_db(c, e, "redis", o, err, secs);
+}
+
+/*
+ * A read of replies: each complete reply in the capture ends the oldest
+ * command waiting. A read longer than the capture ends every command
+ * still waiting (their replies, past the capture, unseen); a read holding
+ * no complete reply is the rest of a long one and ends one command.
+ */
+static void finish_redis(struct l7_client *c, const struct proc_entry *e,
+			 struct cpending *p, const struct ks_l7_event *ev)
+{
+	const uint8_t *b = ev->data;
+	size_t left = ev->len;
+	struct redis_reply rep;
+	unsigned done = 0;
+	ssize_t n;
+
+	while (p->head < p->n && left > 0) {
+		n = redis_reply_len(b, left);
+		if (n <= 0 || redis_parse_reply(b, left, &rep))
+			break;
+		redis_done(c, e, &p->ops[p->head++], &rep, ev->end_ns);
+		b += n;
+		left -= (size_t)n;
+		done++;
+	}
+	if (ev->total_len > ev->len) {
+		while (p->head < p->n)
+			redis_done(c, e, &p->ops[p->head++], NULL, ev->end_ns);
+	} else if (!done && p->head < p->n && left == ev->len) {
+		redis_done(c, e, &p->ops[p->head++], NULL, ev->end_ns);
+	}
+	if (p->head == p->n)
+		p->conn_id = 0;
+}
+
+static void finish_http(struct l7_client *c, const struct proc_entry *e,
+			struct cpending *p, const struct ks_l7_event *ev,
+			double secs)
+{
+	char addr[INET6_ADDRSTRLEN] = "", port[8], status[8];
+	const char *lv[] = { e->service, p->ops[0].name, addr, port, status };
+
+	inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr, addr,
+		  sizeof(addr));
+	snprintf(port, sizeof(port), "%u", ev->rport);
+	snprintf(status, sizeof(status), "%u", ev->status);
+	metric_observe(c->http_dur, lv, secs);
+}
+
+static void on_done(struct l7_client *c, const struct proc_entry *e,
+		    const struct ks_l7_event *ev)
+{
+	struct cpending *p = &c->pending[hash_slot(ev->conn_id, PENDING_SLOTS)];
+	double secs;
+
+	if (p->conn_id != ev->conn_id)
+		return;
+	if (ev->kind == KS_L7_CLIENT_ABORTED) {
+		const char *lv[] = { e->service,
+				     p->proto == KS_PROTO_PG ? "postgresql" :
+				     p->proto == KS_PROTO_REDIS ? "redis" :
+								  "http" };
+
+		metric_add(c->aborted, lv, 1);
+		p->conn_id = 0;
+		return;
+	}
+	secs = ev->end_ns > ev->start_ns ?
+		       (double)(ev->end_ns - ev->start_ns) * 1e-9 :
+		       0;
+	metric_registry_lock(c->reg);
+	if (p->proto == KS_PROTO_HTTP) {
+		finish_http(c, e, p, ev, secs);
+		p->conn_id = 0;
+	} else if (p->proto == KS_PROTO_PG) {
+		finish_pg(c, e, p, ev, secs);
+	} else {
+		finish_redis(c, e, p, ev);
+	}
+	metric_registry_unlock(c->reg);
+}
+
+void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
+			const struct ks_l7_event *ev)
+{
+	if (!e->monitored)
+		return;
+	if (ev->kind == KS_L7_CLIENT_REQUEST)
+		on_request(c, ev);
+	else
+		on_done(c, e, ev);
+}

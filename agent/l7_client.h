@@ -1,0 +1,28 @@
+/*
+ * l7_client.h - client-side operations: HTTP calls, PostgreSQL statements
+ * and Redis commands a process makes, from the kernel's client records.
+ *
+ * The request record (first bytes the client wrote) is parsed into
+ * operations: one per SQL statement (simple Query, split at ';', or each
+ * Execute of the extended protocol, its text from the Parse earlier on the
+ * connection), one per Redis command (pipelines count each), one HTTP call.
+ * The end record closes them all with one duration: from the first byte
+ * written to the last byte of the answer read.
+ */
+#ifndef KS_L7_CLIENT_H
+#define KS_L7_CLIENT_H
+
+#include "katascope.h"
+#include "metrics.h"
+#include "proctab.h"
+#include "queries.h"
+
+struct l7_client;
+
+struct l7_client *l7_client_new(struct metric_registry *reg,
+				struct queries *q);
+void l7_client_free(struct l7_client *c);
+void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
+			const struct ks_l7_event *ev);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * test_route.c - http_route normalization (the contract's rules and the
+ * edge cases around them), truncation marking, and the cardinality guard:
+ * collapse after ROUTE_GUARD_VALUES, memory bound, routes never grow.
+ * Inputs live in exact-size heap blocks so ASan catches over-reads.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "route.h"
+
+static char *exact(const char *s, size_t n)
+{
+	char *b = malloc(n ? n : 1);
+
+	memcpy(b, s, n);
+	return b;
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 16);
+}
+
+static const char *route_of(const char *target, bool cut)
+{
+	static char out[ROUTE_MAX];
+	size_t n = strlen(target);
+	char *b = exact(target, n);
+	int len = http_route(b, n, cut, out, sizeof(out));
+
+	free(b);
+	CHECK_INT(len, strlen(out));
+	return out;
+}
+
+static void test_routes(void)
+{
+	static const struct {
+		const char *in;
+		bool cut;
+		const char *want;
+	} t[] = {
+	    {"/api/users/42", false, "/api/users/{id}"},
+	    {"/api/users/42?x=1&y=2", false, "/api/users/{id}"},
+	    {"/api/users/42#top", false, "/api/users/{id}"},
+	    {"/api/users/550e8400-e29b-41d4-a716-446655440000/orders", false,
+	     "/api/users/{id}/orders"},
+	    {"/u/550E8400-E29B-41D4-A716-446655440000", false, "/u/{id}"},
+	    {"/u/550e8400e29b-41d4-a716-446655440000-", false,
+	     "/u/550e8400e29b-41d4-a716-446655440000-"},
+	    {"/u/550e8400-e29b-41d4-a716-44665544000g", false,
+	     "/u/550e8400-e29b-41d4-a716-44665544000g"},
+	    {"/objects/deadbeef", false, "/objects/{id}"},
+	    {"/objects/DEADBEEF01", false, "/objects/{id}"},
+	    {"/objects/deadbee", false, "/objects/deadbee"},
+	    {"/objects/5f2b9c1e8a7d4e3f9b0c1d2e", false, "/objects/{id}"},
+	    {"/v1/facade", false, "/v1/facade"},
+	    {"/files/12a", false, "/files/12a"},
+	    {"/n/12345678901234567890123", false, "/n/{id}"},
+	    {"/0", false, "/{id}"},
+	    {"/", false, "/"},
+	    {"", false, ""},
+	    {"//", false, "//"},
+	    {"/a//b", false, "/a//b"},
+	    {"/users/", false, "/users/"},
+	    {"/users/7/", false, "/users/{id}/"},
+	    {"/a%20b/%31%32", false, "/a%20b/%31%32"},
+	    {"/caf\xc3\xa9/1", false, "/caf%C3%A9/{id}"},
+	    {"/a\x7f", false, "/a%7F"},
+	    {"/a\"b\\c", false, "/a\"b\\c"},
+	    {"http://example.com/a/1?x", false, "/a/{id}"},
+	    {"https://user@example.com:8443/a/b/", false, "/a/b/"},
+	    {"HTTP://example.com", false, "/"},
+	    {"http://h?x=1", false, "/"},
+	    {"http://h#f", false, "/"},
+	    {"*", false, "*"},
+	    {"db.internal:5432", false, "db.internal:5432"},
+	    {"?x=1", false, ""},
+	    {"/api/users/123", true, "/api/users/{truncated}"},
+	    {"/api/", true, "/api/{truncated}"},
+	    {"", true, "{truncated}"},
+	    {"/search?q=x", true, "/search"},
+	    {"/search#x", true, "/search"},
+	    {"http://exa", true, "/{truncated}"},
+	    {"http://example.com/a/1", true, "/a/{truncated}"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *got = route_of(t[i].in, t[i].cut);
+
+		CHECK_STR(got, t[i].want);
+	}
+}
+
+static void test_segment_ids(void)
+{
+	static const struct {
+		const char *seg;
+		bool id;
+	} t[] = {
+	    {"0", true},	 {"007", true},
+	    {"abcdef01", true},	 {"ABCDEF0", false},
+	    {"abcdefg1", false}, {"", false},
+	    {"-1", false},	 {"1.5", false},
+	    {"{id}", false},	 {"00000000-0000-0000-0000-000000000000", true},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		CHECK_INT(route_segment_is_id(t[i].seg, strlen(t[i].seg)),
+			  t[i].id);
+}
+
+/* Routes longer than the output are cut between segments and marked. */
+static void test_long_routes(void)
+{
+	char target[1000], out[ROUTE_MAX], small[ROUTE_MIN];
+	size_t n = 0;
+	int len;
+
+	while (n < 900)
+		n += (size_t)snprintf(target + n, sizeof(target) - n, "/seg%zu",
+				      n);
+	len = http_route(target, n, false, out, sizeof(out));
+	CHECK(len > 0 && (size_t)len < sizeof(out));
+	CHECK_INT(len, strlen(out));
+	CHECK(len > 12 && !strcmp(out + len - 12, "/" ROUTE_TRUNCATED));
+	CHECK(!strncmp(out, target, (size_t)len - 12));
+
+	/* one id per segment makes the route longer than the target */
+	n = 0;
+	while (n < 250)
+		n += (size_t)snprintf(target + n, sizeof(target) - n, "/1");
+	len = http_route(target, n, false, out, sizeof(out));
+	CHECK(len > 0 && (size_t)len < sizeof(out));
+	CHECK(!strcmp(out + len - 12, "/" ROUTE_TRUNCATED));
+
+	CHECK_INT(http_route("/x", 2, false, small, sizeof(small)), 2);
+	CHECK_STR(small, "/x");
+	CHECK_INT(http_route("/x", 2, false, small, sizeof(small) - 1),
+		  -ENOSPC);
+	CHECK_INT(http_route("/abcd", 5, false, small, sizeof(small)), 12);
+	CHECK_STR(small, "/" ROUTE_TRUNCATED);
+}
+
+/* Every prefix of a target, as a capture would cut it. */
+static void test_split_points(void)
+{
+	static const char *samples[] = {
+	    "/api/users/550e8400-e29b-41d4-a716-446655440000/orders/17?x=1",
+	    "http://example.com:8080/a/deadbeef99/b#frag",
+	    "//x//y/",
+	};
+	char out[ROUTE_MAX];
+	size_t i, k;
+
+	for (i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		size_t n = strlen(samples[i]);
+
+		for (k = 0; k <= n; k++) {
+			char *b = exact(samples[i], k);
+			int len = http_route(b, k, true, out, sizeof(out));
+			bool done = memchr(b, '?', k) || memchr(b, '#', k);
+
+			CHECK(len >= 0 && (size_t)len == strlen(out));
+			if (!done)
+				CHECK(strstr(out, ROUTE_TRUNCATED) != NULL);
+			else
+				CHECK(strstr(out, ROUTE_TRUNCATED) == NULL);
+			free(b);
+		}
+	}
+}
+
+/* ---- guard ------------------------------------------------------------- */
+
+static const char *guard(struct route_guard *g, const char *route)
+{
+	static char buf[ROUTE_MAX];
+	size_t n = strlen(route), len;
+
+	memcpy(buf, route, n + 1);
+	len = route_guard_apply(g, buf, n);
+	CHECK(len <= n);
+	CHECK_INT(len, strlen(buf));
+	return buf;
+}
+
+static void test_guard_collapse(void)
+{
+	static struct route_guard g;
+	char r[64];
+	int i;
+
+	route_guard_init(&g);
+	for (i = 0; i < 15; i++) {
+		snprintf(r, sizeof(r), "/users/name%d", i);
+		CHECK_STR(guard(&g, r),
+			  i < ROUTE_GUARD_VALUES ? r : "/users/*");
+	}
+	CHECK_INT(g.collapsed, 15 - ROUTE_GUARD_VALUES);
+	/* values seen before the cap keep their names */
+	CHECK_STR(guard(&g, "/users/name3"), "/users/name3");
+	CHECK_STR(guard(&g, "/users/name3/profile"), "/users/name3/profile");
+	/* positions below a collapsed segment are keyed by the "*" */
+	CHECK_STR(guard(&g, "/users/name12/profile"), "/users/*/profile");
+	CHECK_STR(guard(&g, "/users/name13/profile"), "/users/*/profile");
+	/* other prefixes are independent */
+	CHECK_STR(guard(&g, "/teams/a"), "/teams/a");
+	/* {id} is one value however many ids it stands for */
+	for (i = 0; i < 50; i++)
+		CHECK_STR(guard(&g, "/orders/{id}"), "/orders/{id}");
+	/* empty segments are kept and uncounted: routes never grow */
+	CHECK_STR(guard(&g, "/users/"), "/users/");
+	CHECK_STR(guard(&g, "/users//x"), "/users//x");
+	CHECK_STR(guard(&g, ""), "");
+	CHECK_STR(guard(&g, "*"), "*");
+}
+
+/* The root position fills like any other. */
+static void test_guard_root(void)
+{
+	static struct route_guard g;
+	char r[64];
+	int i;
+
+	for (i = 0; i < 12; i++) {
+		snprintf(r, sizeof(r), "/svc%d/x", i);
+		CHECK_STR(guard(&g, r), i < ROUTE_GUARD_VALUES ? r : "/*/x");
+	}
+}
+
+/* Past ROUTE_GUARD_POSITIONS, a segment at a new position collapses. */
+static void test_guard_memory_bound(void)
+{
+	static struct route_guard g;
+	char r[64];
+	int i, j, k;
+
+	route_guard_init(&g);
+	for (i = 0; i < 10; i++)
+		for (j = 0; j < 10; j++)
+			for (k = 0; k < 10; k++) {
+				snprintf(r, sizeof(r), "/a%d/b%d/c%d/d", i, j,
+					 k);
+				guard(&g, r);
+			}
+	CHECK_INT(g.npos, ROUTE_GUARD_POSITIONS);
+	CHECK_STR(guard(&g, "/a0/b0/c0/d"), "/a0/b0/c0/d");
+	CHECK_STR(guard(&g, "/a0/b0/c0/d/e"), "/a0/b0/c0/d/*");
+	CHECK(strchr(guard(&g, "/a9/b9/c9/d"), '*') != NULL);
+	CHECK_INT(g.npos, ROUTE_GUARD_POSITIONS);
+	CHECK(sizeof(g) < 32 * 1024);
+}
+
+/* Random targets through both steps: no crash, bounded, never growing. */
+static void test_garbage(void)
+{
+	static struct route_guard g;
+	static const char alphabet[] = "/?#%0123456789abcdefABCDEF-{}*:.x\x80";
+	char target[300], out[ROUTE_MAX];
+	size_t i, j, n;
+
+	for (i = 0; i < 20000; i++) {
+		char *b;
+		int len;
+
+		n = rnd() % sizeof(target);
+		for (j = 0; j < n; j++)
+			target[j] =
+			    (i & 1) ? (char)rnd()
+				    : alphabet[rnd() % (sizeof(alphabet) - 1)];
+		b = exact(target, n);
+		len = http_route(b, n, i % 3 == 0, out, sizeof(out));
+		CHECK(len >= 0 && (size_t)len < sizeof(out));
+		CHECK(route_guard_apply(&g, out, (size_t)len) <= (size_t)len);
+		free(b);
+	}
+	CHECK(g.npos <= ROUTE_GUARD_POSITIONS);
+}
+
+int main(void)
+{
+	test_routes();
+	test_segment_ids();
+	test_long_routes();
+	test_split_points();
+	test_guard_collapse();
+	test_guard_root();
+	test_guard_memory_bound();
+	test_garbage();
+	return check_summary();
+}
