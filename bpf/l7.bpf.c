@@ -69,7 +69,7 @@ struct {
 	__type(value, struct l7_conn);
 } conns SEC(".maps");
 
-enum io_op { IO_READ = 1, IO_WRITE, IO_WRITEV };
+enum io_op { IO_READ = 1, IO_WRITE, IO_WRITEV, IO_SENDFILE };
 
 struct io_args {
 	__u64 buf; /* buffer, or iovec array for IO_WRITEV */
@@ -643,6 +643,17 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 
 	if (c->role == ROLE_IGNORE)
 		return;
+	if (a->op == IO_SENDFILE) {
+		/* File bytes: only counted towards a response under way. */
+		if (c->role == ROLE_SERVER && c->state == ST_RESP) {
+			c->written += ret;
+			c->last_write_ns = now;
+			if ((c->flags & CF_LEN_KNOWN) &&
+			    c->written >= c->expect_total)
+				finish(c, key, now, 0);
+		}
+		return;
+	}
 	tail_end = (const void *)(a->buf + ret);
 	if (a->op == IO_WRITEV) {
 		/* Head in the first buffer; the tail is the end of the last
@@ -770,6 +781,85 @@ int handle_writev_enter(struct trace_event_raw_sys_enter *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_writev")
 int handle_writev_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_write(ctx->ret);
+}
+
+/* readv/recvmsg: only the first buffer is looked at (heads are small). */
+static __always_inline int enter_readv(int fd, const struct iovec *iov)
+{
+	struct iovec first;
+
+	if (!iov || bpf_probe_read_user(&first, sizeof(first), iov))
+		return 0;
+	return enter_io(fd, first.iov_base, IO_READ, 0);
+}
+
+static __always_inline const struct iovec *msg_iov(const void *msg,
+						   __u32 *cnt)
+{
+	struct user_msghdr m;
+
+	if (!msg || bpf_probe_read_user(&m, sizeof(m), msg))
+		return NULL;
+	*cnt = (__u32)m.msg_iovlen;
+	return m.msg_iov;
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int handle_readv_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_readv((int)ctx->args[0], (const struct iovec *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int handle_readv_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_read(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int handle_recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 cnt = 0;
+
+	return enter_readv((int)ctx->args[0],
+			   msg_iov((const void *)ctx->args[1], &cnt));
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int handle_recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_read(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int handle_sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	const struct iovec *iov;
+	__u32 cnt = 0;
+
+	iov = msg_iov((const void *)ctx->args[1], &cnt);
+	if (!iov)
+		return 0;
+	return enter_io((int)ctx->args[0], iov, IO_WRITEV, cnt);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int handle_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_write(ctx->ret);
+}
+
+/* sendfile(out_fd, in_fd, ...): body bytes of a response, never a head. */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int handle_sendfile_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_io((int)ctx->args[0], NULL, IO_SENDFILE, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int handle_sendfile_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return exit_write(ctx->ret);
 }

@@ -20,6 +20,9 @@
 //   GET  /cache/get/:key    GET; answers hit or miss
 //   GET  /cache/set/:key    SET key v
 //   GET  /cache/multi       three GETs pipelined in one write (k1 k2 k3)
+// With UPSTREAM_PORT set (an HTTP client of another instance):
+//   GET  /proxy?path=P      GET P from the upstream on a fresh connection,
+//                           answers with its status
 // Prints "ready PORT" once listening.
 'use strict';
 const http = require('http');
@@ -90,6 +93,15 @@ const server = http.createServer((req, res) => {
     let n = 0;
     req.on('data', (c) => { n += c.length; });
     req.on('end', () => res.end(JSON.stringify({ bytes: n })));
+    return;
+  }
+  if (p === '/proxy') {
+    const up = http.get({ host: '127.0.0.1', port: Number(process.env.UPSTREAM_PORT),
+                          path: url.searchParams.get('path'), agent: false }, (ur) => {
+      ur.resume();
+      ur.on('end', () => { res.statusCode = ur.statusCode; res.end('proxied'); });
+    });
+    up.on('error', (e) => fail(res, e));
     return;
   }
   if (p.startsWith('/db/') || p.startsWith('/cache/')) {

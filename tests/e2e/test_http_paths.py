@@ -1,0 +1,148 @@
+"""More of the HTTP contract, end to end:
+- every write path (write, writev, sendmsg, sendfile; reads by recvmsg) of a
+  raw-socket server is counted exactly;
+- a Node service calling another over HTTP gets
+  http_client_request_duration_seconds with the upstream's address, port
+  and status, as many as it made;
+- the per-service route guard turns the 11th and later distinct values at
+  one path position into '*';
+- --max-series caps label sets, the rest going to one series labelled
+  otel_metric_overflow="true"."""
+import os
+import subprocess
+import sys
+
+import ks
+import services
+
+SRV = "http_server_request_duration_seconds"
+CLI = "http_client_request_duration_seconds"
+
+
+def start_raw():
+    app = os.path.join(ks.SRC, "tests", "e2e", "app", "rawserver.py")
+    env = dict(os.environ, OTEL_SERVICE_NAME="ks-e2e-raw")
+    p = subprocess.Popen([sys.executable, app], env=env,
+                         stdout=subprocess.PIPE, text=True)
+    return p, int(p.stdout.readline().split()[1])
+
+
+def series(s, name, svc):
+    out = {}
+    for (n, labels), v in s.items():
+        lab = dict(labels)
+        if n == name and lab.get("service_name") == svc:
+            out[lab.get("http_route")] = out.get(lab.get("http_route"), 0) + v
+    return out
+
+
+def main():
+    ks.require_root()
+    r = ks.Result("http_paths")
+    raw, raw_port = start_raw()
+    try:
+        with services.NodeApp({"OTEL_SERVICE_NAME": "ks-e2e-upstream"}) as up, \
+                services.NodeApp({"OTEL_SERVICE_NAME": "ks-e2e-front",
+                                  "UPSTREAM_PORT": str(up.port)}) as front:
+            with ks.Agent() as agent:
+                write_paths(r, agent, raw_port)
+                client_calls(r, agent, front, up)
+                route_guard(r, agent, up)
+            with ks.Agent("--max-series", "5") as agent:
+                overflow(r, agent, up)
+    finally:
+        raw.kill()
+        raw.wait()
+    r.done()
+
+
+def write_paths(r, agent, port):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    paths = ["/write", "/writev", "/sendmsg", "/sendfile"]
+    for _ in range(3):
+        for p in paths:
+            c.request("GET", p)
+            resp = c.getresponse()
+            r.eq(len(resp.read()), 3000, p + " body")
+    c.close()
+    want = {p: 3 for p in paths}
+    got = ks.wait_for(lambda: (lambda g: g if g == want else None)(
+        series(agent.metrics(), SRV + "_count", "ks-e2e-raw")), 10) or \
+        series(agent.metrics(), SRV + "_count", "ks-e2e-raw")
+    for p in paths:
+        r.eq(got.get(p, 0), 3, "requests answered by %s" % p[1:])
+    s = agent.metrics()
+    r.eq(ks.value(s, "katascope_http_server_end_guessed_total",
+                  service_name="ks-e2e-raw"), 0, "every end seen exactly")
+
+
+def client_calls(r, agent, front, up):
+    for i in range(4):
+        st, _, _ = ks.http_get(front.url + "/proxy?path=/users/%d" % i)
+        r.eq(st, 200, "proxied call")
+    for _ in range(2):
+        st, _, _ = ks.http_get(front.url + "/proxy?path=/nope")
+        r.eq(st, 404, "proxied 404")
+
+    def n(status):
+        return ks.value(agent.metrics(), CLI + "_count",
+                        service_name="ks-e2e-front",
+                        server_address="127.0.0.1",
+                        server_port=str(up.port),
+                        http_request_method="GET",
+                        http_response_status_code=status)
+    ks.wait_for(lambda: n("200") == 4 and n("404") == 2, 10)
+    r.eq(n("200"), 4, "client calls with status 200")
+    r.eq(n("404"), 2, "client calls with status 404")
+    s = agent.metrics()
+    up_200 = ks.value(s, SRV + "_count", service_name="ks-e2e-upstream",
+                      http_route="/users/{id}")
+    r.check(up_200 >= 4, "the upstream saw them as server requests")
+    cli = ks.value(s, CLI + "_sum", service_name="ks-e2e-front")
+    srv = ks.value(s, SRV + "_sum", service_name="ks-e2e-upstream")
+    r.check(cli >= srv > 0, "each call lasts at least its upstream request "
+            "(client %.4f s, server %.4f s)" % (cli, srv))
+
+
+def route_guard(r, agent, up):
+    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace",
+             "heidi", "ivan", "judy", "mallory", "niaj", "olivia"]
+    for nm in names:
+        ks.http_get(up.url + "/people/" + nm)
+    want = {"/people/" + nm: 1 for nm in names[:10]}
+    want["/people/*"] = 3
+
+    def got():
+        s = series(agent.metrics(), SRV + "_count", "ks-e2e-upstream")
+        return {k: v for k, v in s.items() if k.startswith("/people/")}
+    g = ks.wait_for(lambda: (lambda x: x if x == want else None)(got()),
+                    10) or got()
+    r.eq(g, want, "10 distinct values kept, later ones collapse to *")
+    r.eq(ks.value(agent.metrics(), "katascope_http_route_collapsed_total",
+                  service_name="ks-e2e-upstream"), 3, "collapses counted")
+
+
+def overflow(r, agent, up):
+    routes = ["/o%d" % i for i in range(8)]
+    for p in routes:
+        ks.http_get(up.url + p)
+
+    def state():
+        s = agent.metrics()
+        normal = [l for (n, l), v in s.items() if n == SRV + "_count" and
+                  "otel_metric_overflow" not in dict(l)]
+        over = ks.value(s, SRV + "_count", otel_metric_overflow="true")
+        return len(normal), over, s
+    n, over, s = ks.wait_for(lambda: (lambda t: t if t[0] == 5 and
+                                      t[0] + t[1] >= 8 else None)(state()),
+                             10) or state()
+    r.eq(n, 5, "--max-series 5: five label sets")
+    r.check(n + over >= len(routes), "the rest counted in the overflow "
+            "series (%d)" % over)
+    r.check(ks.value(s, "katascope_metric_overflow_total") >= over,
+            "overflow self-metric")
+
+
+if __name__ == "__main__":
+    main()
