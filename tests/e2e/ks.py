@@ -21,6 +21,9 @@ SRC = os.environ.get("KATASCOPE_SRC") or os.path.join(
     os.path.dirname(__file__), "..", "..")
 
 
+SELF_NAME = "ks-e2e-agent-under-test"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,9 +44,12 @@ class Agent:
         self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = open("/tmp/katascope-e2e-%d.log" % self.port, "w+")
+        # A name of its own, so that checks that the agent does not count
+        # itself cannot be confused by other katascope processes.
+        env = dict(os.environ, OTEL_SERVICE_NAME=SELF_NAME)
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1:%d" % self.port] + list(args),
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.wait_healthy()
 
     def wait_healthy(self, timeout=30):

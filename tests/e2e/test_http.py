@@ -125,6 +125,17 @@ def run_mix(r, agent, port, early):
              "1 MiB upload received")
     expect("POST", "/upload", 200, 2)
 
+    # Expect: 100-continue: the interim 100 answer is not the response.
+    with open("/tmp/ks-e2e-body", "wb") as f:
+        f.write(b"z" * 200000)
+    for _ in range(2):
+        out = subprocess.run(
+            ["curl", "-s", "-H", "Expect: 100-continue", "--data-binary",
+             "@/tmp/ks-e2e-body", "http://127.0.0.1:%d/upload" % port],
+            capture_output=True, text=True, timeout=30).stdout
+        r.check('"bytes":200000' in out, "100-continue upload: %s" % out)
+    expect("POST", "/upload", 200, 2)
+
     for _ in range(3):
         ka.request("GET", "/chunked")
         ka.getresponse().read()
@@ -169,7 +180,7 @@ def run_mix(r, agent, port, early):
                 for (n, l), v in s.items()
                 if n == METRIC + "_count" and dict(l)["service_name"] == SVC),
             "server_port label is the listening port")
-    r.eq(ks.value(s, METRIC + "_count", service_name="katascope"), 0,
+    r.eq(ks.value(s, METRIC + "_count", service_name=ks.SELF_NAME), 0,
          "the agent's own HTTP is not a service's")
 
     # Each /slow request in the bucket of what the server really waited:
