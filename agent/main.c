@@ -268,7 +268,7 @@ static void run(struct agent *a)
 	int err;
 
 	while (!stopping) {
-		err = probes_poll(a->probes, 100);
+		err = probes_poll(a->probes, 50);
 		if (err < 0 && err != -EINTR) {
 			log_error("ring buffer poll failed: %s", strerror(-err));
 			break;

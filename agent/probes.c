@@ -222,9 +222,18 @@ void probes_close(struct probes *p)
 	free(p);
 }
 
+/*
+ * Records are submitted without a wakeup (see common.bpf.h), so waiting
+ * on the ring's epoll only returns early for bursts: drain it after every
+ * wait, timeout or not.
+ */
 int probes_poll(struct probes *p, int timeout_ms)
 {
-	return ring_buffer__poll(p->rb, timeout_ms);
+	int n = ring_buffer__poll(p->rb, timeout_ms);
+
+	if (n < 0)
+		return n;
+	return ring_buffer__consume(p->rb);
 }
 
 static void sum_stats(struct ks_pid_stats *dst, const struct ks_pid_stats *src)

@@ -207,7 +207,7 @@ static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
 	if (!e)
 		return;
 	fill(e, c, key, kind, end_ns, flags);
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 /* A record carrying up to KS_L7_DATA bytes copied from user memory. */
@@ -231,7 +231,7 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 	}
 	e->len = n;
 	e->total_len = total;
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 static __always_inline void finish(struct l7_conn *c, __u64 key, __u64 end_ns,
@@ -513,7 +513,7 @@ static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
 	}
 	e->len = off;
 	e->total_len = ret;
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 static __always_inline void client_write(struct l7_conn *c, __u64 key,

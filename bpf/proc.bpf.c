@@ -27,7 +27,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	off = ctx->__data_loc_filename & 0xFFFF;
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
 				  (void *)ctx + off);
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }
 
@@ -46,7 +46,7 @@ int handle_exit(struct trace_event_raw_sched_process_template *ctx)
 	e->hdr.type = KS_EV_EXIT;
 	e->hdr.pid = id >> 32;
 	e->hdr.ts_ns = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }
 
@@ -73,6 +73,6 @@ int handle_fork(struct bpf_raw_tracepoint_args *ctx)
 	e->parent_pid = BPF_CORE_READ(parent, tgid);
 	e->pad = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, parent, comm);
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }

@@ -89,7 +89,7 @@ static __always_inline void emit_close(struct sock *sk, struct sock_info *si,
 		BPF_CORE_READ_INTO(e->daddr, sk,
 				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 /* args: (const struct sock *sk, int oldstate, int newstate) */

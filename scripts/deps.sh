@@ -8,7 +8,7 @@ pkgs=(clang bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev
       pkg-config cmake gcc make curl)
 if [[ "${1:-}" == "--test" ]]; then
 	pkgs+=(python3 postgresql-15 postgresql-client-15 prometheus
-	       libcap2-bin util-linux nodejs redis-server)
+	       libcap2-bin util-linux nodejs redis-server jq wrk)
 fi
 
 missing=()
