@@ -76,8 +76,16 @@ static int on_event(void *ctx, void *data, size_t len)
 		if (len < sizeof(*ex))
 			break;
 		ex = data;
-		proctab_on_exec(a->procs, (int)h->pid, (int)ex->ppid, ex->comm,
-				ex->filename);
+		{
+			char env[KS_ENV_LEN];
+
+			/* "OTEL_SERVICE_NAME=x" -> "x" */
+			snprintf(env, sizeof(env), "%s",
+				 ex->service_env[0] ? ex->service_env + 18 :
+						      "");
+			proctab_on_exec(a->procs, (int)h->pid, (int)ex->ppid,
+					ex->comm, ex->filename, env);
+		}
 		break;
 	case KS_EV_FORK:
 		if (len < sizeof(*fk))

@@ -242,7 +242,8 @@ struct proc_entry *proctab_lookup(struct proctab *t, int pid)
 }
 
 struct proc_entry *proctab_on_exec(struct proctab *t, int pid, int ppid,
-				   const char *comm, const char *filename)
+				   const char *comm, const char *filename,
+				   const char *env_service)
 {
 	struct procinfo pi;
 	struct proc_entry *e;
@@ -255,6 +256,11 @@ struct proc_entry *proctab_on_exec(struct proctab *t, int pid, int ppid,
 		snprintf(pi.comm, sizeof(pi.comm), "%s", comm);
 		snprintf(pi.exe, sizeof(pi.exe), "%s", filename);
 	}
+	/* What the kernel read at exec time is the program's environment
+	 * even if the process is gone (or has rewritten it) by now. */
+	if (env_service && env_service[0])
+		snprintf(pi.otel_service_name, sizeof(pi.otel_service_name),
+			 "%s", env_service);
 	e = insert(t, pid);
 	if (!e)
 		return NULL;

@@ -48,8 +48,10 @@ int proctab_seed(struct proctab *t);
 struct proc_entry *proctab_get(struct proctab *t, int pid);
 /* Look the process up, reading /proc when it is not known yet. */
 struct proc_entry *proctab_lookup(struct proctab *t, int pid);
+/* env_service: OTEL_SERVICE_NAME as the kernel read it at exec ("" none). */
 struct proc_entry *proctab_on_exec(struct proctab *t, int pid, int ppid,
-				   const char *comm, const char *filename);
+				   const char *comm, const char *filename,
+				   const char *env_service);
 struct proc_entry *proctab_on_fork(struct proctab *t, int pid, int ppid,
 				   const char *comm);
 /* Unlink and return the entry (caller frees with proctab_release). */

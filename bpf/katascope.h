@@ -42,12 +42,18 @@ struct ks_event_hdr {
 	__u64 ts_ns; /* bpf_ktime_get_ns() */
 };
 
+#define KS_ENV_LEN 128
+
 struct ks_exec_event {
 	struct ks_event_hdr hdr;
 	__u32 ppid;
 	__u32 pad;
 	char comm[KS_COMM_LEN];
 	char filename[KS_PATH_LEN];
+	/* "OTEL_SERVICE_NAME=value" from the new program's environment, read
+	 * at exec time ("" if absent): a process that exits before the agent
+	 * reads /proc is still named right. */
+	char service_env[KS_ENV_LEN];
 };
 
 struct ks_exit_event {

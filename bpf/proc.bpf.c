@@ -8,6 +8,47 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+struct env_scan {
+	unsigned long p, end;
+	char *out;
+	int found;
+};
+
+/* One environment string per call (bpf_loop callback). */
+static long env_one(__u32 i, struct env_scan *s)
+{
+	const __u64 *w = (const __u64 *)s->out;
+	long n;
+
+	if (s->p >= s->end)
+		return 1;
+	n = bpf_probe_read_user_str(s->out, KS_ENV_LEN, (const void *)s->p);
+	if (n <= 0)
+		return 1;
+	/* "OTEL_SER" "VICE_NAM" "E=" as little-endian words */
+	if (n > 18 && w[0] == 0x5245535f4c45544fULL &&
+	    w[1] == 0x4d414e5f45434956ULL && s->out[16] == 'E' &&
+	    s->out[17] == '=') {
+		s->found = 1;
+		return 1;
+	}
+	s->p += n;
+	return 0;
+}
+
+static __always_inline void read_service_env(struct task_struct *task,
+					     char *out)
+{
+	struct env_scan s = {};
+
+	s.p = BPF_CORE_READ(task, mm, env_start);
+	s.end = BPF_CORE_READ(task, mm, env_end);
+	s.out = out;
+	bpf_loop(512, env_one, &s, 0);
+	if (!s.found)
+		out[0] = '\0';
+}
+
 SEC("tracepoint/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
@@ -27,6 +68,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	off = ctx->__data_loc_filename & 0xFFFF;
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
 				  (void *)ctx + off);
+	read_service_env(task, e->service_env);
 	submit_event(e);
 	return 0;
 }
