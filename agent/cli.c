@@ -27,8 +27,8 @@ static const char usage[] =
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
-	"Needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (CAP_SYS_RESOURCE on\n"
-	"kernels older than 5.11).\n";
+	"Needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH\n"
+	"(CAP_SYS_RESOURCE on kernels older than 5.11).\n";
 
 void options_defaults(struct options *o)
 {

@@ -26,7 +26,6 @@ struct probes {
 	struct ring_buffer *rb;
 	int events_fd, pid_stats_fd, drops_fd;
 	int ncpus;
-	struct ks_pid_stats *percpu; /* scratch for per-CPU lookups */
 	struct probe_group groups[PG_MAX];
 	struct bpf_link *links[64];
 	int nlinks;
@@ -176,11 +175,6 @@ int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 		err = -EINVAL;
 		goto fail;
 	}
-	p->percpu = calloc((size_t)p->ncpus, sizeof(*p->percpu));
-	if (!p->percpu) {
-		err = -ENOMEM;
-		goto fail;
-	}
 
 	err = open_proc(p, self);
 	if (err) {
@@ -218,7 +212,6 @@ void probes_close(struct probes *p)
 	sched_bpf__destroy(p->sched);
 	tcp_bpf__destroy(p->tcp);
 	proc_bpf__destroy(p->proc);
-	free(p->percpu);
 	free(p);
 }
 
@@ -236,31 +229,18 @@ int probes_poll(struct probes *p, int timeout_ms)
 	return ring_buffer__consume(p->rb);
 }
 
-static void sum_stats(struct ks_pid_stats *dst, const struct ks_pid_stats *src)
-{
-	const uint64_t *s = (const uint64_t *)src;
-	uint64_t *d = (uint64_t *)dst;
-	size_t i;
-
-	for (i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++)
-		d[i] += s[i];
-}
-
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 {
-	struct ks_pid_stats total;
+	struct ks_pid_stats st;
 	uint32_t key, next, *prev = NULL;
-	int i, n = 0;
+	int n = 0;
 
 	while (bpf_map_get_next_key(p->pid_stats_fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(p->pid_stats_fd, &key, p->percpu))
+		if (bpf_map_lookup_elem(p->pid_stats_fd, &key, &st))
 			continue; /* deleted meanwhile */
-		memset(&total, 0, sizeof(total));
-		for (i = 0; i < p->ncpus; i++)
-			sum_stats(&total, &p->percpu[i]);
-		fn(key, &total, arg);
+		fn(key, &st, arg);
 		n++;
 	}
 	return n;

@@ -37,7 +37,7 @@ int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 void probes_close(struct probes *p);
 /* Consume ring-buffer records; returns records handled or -errno. */
 int probes_poll(struct probes *p, int timeout_ms);
-/* Sum the per-CPU stats of every process and call fn for each. */
+/* Read the stats of every process and call fn for each. */
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg);
 int probes_forget_pid(struct probes *p, uint32_t tgid);
 void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX]);

@@ -40,11 +40,12 @@ int sysenv_check_caps(char *msg, size_t len)
 	static const struct {
 		int cap;
 		const char *name;
-		int admin_ok;
+		int admin_ok; /* 1: CAP_SYS_ADMIN will do, 2: CAP_DAC_OVERRIDE */
 	} need[] = {
 		{ CAP_BPF, "CAP_BPF", 1 },
 		{ CAP_PERFMON, "CAP_PERFMON", 1 },
 		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE", 0 },
+		{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH", 2 },
 	};
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2];
@@ -61,10 +62,14 @@ int sysenv_check_caps(char *msg, size_t len)
 	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (have_cap(data, need[i].cap))
 			continue;
-		if (need[i].admin_ok && admin)
+		if (need[i].admin_ok == 1 && admin)
+			continue;
+		/* Reading tracefs ids and other users' /proc/PID/environ:
+		 * CAP_DAC_OVERRIDE serves as well. */
+		if (need[i].admin_ok == 2 && have_cap(data, CAP_DAC_OVERRIDE))
 			continue;
 		snprintf(msg, len,
-			 "missing capability %s (%s): run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE",
+			 "missing capability %s (%s): run as root, or grant CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
 			 need[i].name,
 			 geteuid() == 0 ? "root without it" : "not root");
 		return -EPERM;

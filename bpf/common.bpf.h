@@ -28,12 +28,17 @@ struct {
 	__uint(max_entries, 1 << 22); /* 4 MiB */
 } events SEC(".maps");
 
+/* One slot per process, shared by all CPUs (updated with atomic adds) and
+ * allocated on use: its size does not grow with the CPU count. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KS_PID_STATS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct ks_pid_stats);
 } pid_stats SEC(".maps");
+
+#define ADD(field, v) __sync_fetch_and_add(&(field), (v))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -147,8 +147,8 @@ struct ks_l7_event {
 };
 
 /*
- * Per-process counters, one entry per tgid in a per-CPU hash map (the agent
- * sums the CPUs). Kept in the kernel so that no per-packet or per-switch
+ * Per-process counters, one entry per tgid in a hash map updated with
+ * atomic adds. Kept in the kernel so that no per-packet or per-switch
  * event reaches user space.
  */
 struct ks_pid_stats {
@@ -163,12 +163,29 @@ struct ks_pid_stats {
 	__u64 runq_lat[KS_LAT_BUCKETS];
 };
 
+/*
+ * CPU profile: the kernel counts samples per (process, user stack, kernel
+ * stack) in `cpu_samples`; the stacks themselves are in a stack-trace map.
+ * Off-CPU time (while a thread waits) is summed in `offcpu_ns` the same way.
+ * The agent reads and clears both.
+ */
+#define KS_STACK_DEPTH 127
+
+struct ks_stack_key {
+	__u32 pid; /* tgid */
+	__s32 user_stack; /* stack id, or < 0 when it could not be taken */
+	__s32 kern_stack;
+	__u32 pad;
+};
+
 /* Self-accounting, one slot per reason in a per-CPU array. */
 enum ks_drop_reason {
 	KS_DROP_RINGBUF = 0, /* ring buffer full: record lost */
 	KS_DROP_PIDSTATS_FULL, /* pid_stats map full */
 	KS_DROP_SOCKS_FULL, /* socks map full */
 	KS_DROP_L7_CONNS_FULL, /* l7 conns map full */
+	KS_DROP_STACK_COLLISION, /* stack id not taken (hash collision, full) */
+	KS_DROP_SAMPLES_FULL, /* cpu_samples / offcpu_ns map full */
 	KS_DROP_MAX,
 };
 

@@ -67,7 +67,7 @@ int handle_switch(struct bpf_raw_tracepoint_args *ctx)
 		if (*start) {
 			st = pid_stats_of(tgid);
 			if (st)
-				st->oncpu_ns += now - *start;
+				ADD(st->oncpu_ns, now - *start);
 		}
 		if (task_state(prev) == KS_TASK_RUNNING)
 			mark_runnable(prev, now);
@@ -86,8 +86,8 @@ int handle_switch(struct bpf_raw_tracepoint_args *ctx)
 	bpf_map_delete_elem(&runnable_since, &tid);
 	st = pid_stats_of(tgid);
 	if (st) {
-		st->runq_lat_sum_ns += delta;
-		st->runq_lat[lat_bucket(delta)]++;
+		ADD(st->runq_lat_sum_ns, delta);
+		ADD(st->runq_lat[lat_bucket(delta)], 1);
 	}
 	return 0;
 }

@@ -123,9 +123,9 @@ int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 		si->established = 1;
 		st = pid_stats_of(si->tgid);
 		if (st) {
-			st->tcp_active_opens++;
-			st->connect_lat_sum_ns += lat;
-			st->connect_lat[lat_bucket(lat)]++;
+			ADD(st->tcp_active_opens, 1);
+			ADD(st->connect_lat_sum_ns, lat);
+			ADD(st->connect_lat[lat_bucket(lat)], 1);
 		}
 		return 0;
 	}
@@ -139,7 +139,7 @@ int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 	if (oldstate == TCP_SYN_SENT) {
 		st = pid_stats_of(si->tgid);
 		if (st)
-			st->tcp_failed_connects++;
+			ADD(st->tcp_failed_connects, 1);
 	} else if (si->established) {
 		/* FIN_WAIT2/CLOSING -> CLOSE: the peer's FIN ended our close
 		 * (the socket becomes a timewait mini-socket). */
@@ -168,7 +168,7 @@ static __always_inline int on_accept_exit(long ret)
 	remember(sk, tgid, KS_TCP_PASSIVE, 1);
 	st = pid_stats_of(tgid);
 	if (st)
-		st->tcp_passive_opens++;
+		ADD(st->tcp_passive_opens, 1);
 	return 0;
 }
 
@@ -197,6 +197,6 @@ int handle_retransmit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	st = pid_stats_of(si->tgid);
 	if (st)
-		st->tcp_retransmits++;
+		ADD(st->tcp_retransmits, 1);
 	return 0;
 }
