@@ -14,6 +14,7 @@
 #include "sqlnorm.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,16 @@ struct cpending {
 	uint8_t proto;
 	unsigned head, n; /* ops[head..n) await their answer */
 	struct op ops[OPS_MAX];
+	/* Redis: a reply cut at the end of a read, completed by the next */
+	uint16_t carry_len;
+	uint8_t carry[KS_L7_DATA];
 };
 
 struct pg_conn {
 	uint64_t conn_id;
 	struct pg_stmts stmts;
 	char unnamed[PG_STMT_TEXT_MAX]; /* the unnamed statement's text */
+	bool unnamed_cut; /* ... cut by the capture or to fit */
 };
 
 struct l7_client {
@@ -120,6 +125,12 @@ void l7_client_free(struct l7_client *c)
 	free(c);
 }
 
+/* Bytes of data a record holds: a bad len never reads past the array. */
+static size_t data_len(const struct ks_l7_event *ev)
+{
+	return ev->len < KS_L7_DATA ? ev->len : KS_L7_DATA;
+}
+
 static unsigned hash_slot(uint64_t id, unsigned n)
 {
 	return (unsigned)((id * 0x9E3779B97F4A7C15ULL) >> 40) & (n - 1);
@@ -140,13 +151,20 @@ static struct pg_conn *pg_conn_of(struct l7_client *c, uint64_t conn_id)
 	return *pp;
 }
 
+/*
+ * cut: the text may end inside a word (capture or buffer limit), so a
+ * name touching its end is not reported.
+ */
 static void op_from_sql(struct op *o, const char *sql, size_t len, bool cut,
 			bool normalized)
 {
+	bool out_cut = false;
+
 	if (normalized)
 		snprintf(o->text, sizeof(o->text), "%.*s", (int)len, sql);
 	else
-		sql_normalize(sql, len, o->text, sizeof(o->text), NULL);
+		sql_normalize(sql, len, o->text, sizeof(o->text), &out_cut);
+	cut = cut || out_cut;
 	if (!sql_operation(o->text, strlen(o->text), cut, o->name))
 		snprintf(o->name, sizeof(o->name), "_OTHER");
 	sql_collection(o->text, strlen(o->text), cut, o->collection,
@@ -167,6 +185,15 @@ static struct op *next_op(struct cpending *p)
 	return &p->ops[p->n++];
 }
 
+static bool only_blanks(const char *s, size_t n)
+{
+	for (; n > 0; s++, n--)
+		if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n' &&
+		    *s != ';')
+			return false;
+	return true;
+}
+
 /* A simple Query may hold several statements: one operation each. */
 static void pg_query(struct cpending *p, const struct pg_str *sql)
 {
@@ -178,8 +205,9 @@ static void pg_query(struct cpending *p, const struct pg_str *sql)
 		one = sql_statement_len(s, left);
 		if (one == 0)
 			break;
-		/* Skip what is only whitespace after the last ';'. */
-		if (strspn(s, " \t\r\n;") >= one) {
+		/* Skip what is only whitespace after the last ';' (a cut
+		 * text has no NUL: strspn could run past the record). */
+		if (only_blanks(s, one)) {
 			s += one;
 			left -= one;
 			continue;
@@ -202,10 +230,10 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 	const struct pg_stmt *st;
 	struct pg_iter it;
 	struct pg_msg m;
-	bool pending_parse = false;
+	bool pending_parse = false, current_cut = false, out_cut;
 	struct op *o;
 
-	pg_iter_init(&it, ev->data, ev->len, PG_FRONTEND);
+	pg_iter_init(&it, ev->data, data_len(ev), PG_FRONTEND);
 	while (pg_iter_next(&it, &m) == 1) {
 		switch (m.type) {
 		case 'Q':
@@ -217,16 +245,20 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 				break;
 			if (pc && name.len)
 				pg_stmts_put(&pc->stmts, &name, &sql);
-			if (pc && !name.len)
+			if (pc && !name.len) {
 				sql_normalize(sql.s, sql.len, pc->unnamed,
-					      sizeof(pc->unnamed), NULL);
+					      sizeof(pc->unnamed), &out_cut);
+				pc->unnamed_cut = sql.cut || out_cut;
+			}
 			pending_parse = true;
 			current = NULL;
 			if (pc && name.len) {
 				st = pg_stmts_get(&pc->stmts, &name);
 				current = st ? st->text : NULL;
+				current_cut = st && st->cut;
 			} else if (pc) {
 				current = pc->unnamed;
+				current_cut = pc->unnamed_cut;
 			}
 			break;
 		case 'B':
@@ -235,28 +267,37 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 			if (pc && name.len) {
 				st = pg_stmts_get(&pc->stmts, &name);
 				current = st ? st->text : NULL;
+				current_cut = st && st->cut;
 			} else if (pc) {
 				current = pc->unnamed;
+				current_cut = pc->unnamed_cut;
 			}
 			pending_parse = true;
 			break;
 		case 'E':
 			o = next_op(p);
 			if (o && current && current[0])
-				op_from_sql(o, current, strlen(current), false,
-					    true);
+				op_from_sql(o, current, strlen(current),
+					    current_cut, true);
 			else if (o)
 				snprintf(o->name, sizeof(o->name), "_OTHER");
+			pending_parse = false;
+			break;
+		case 'S':
+			/* Sync with no Execute since the Parse: a prepare
+			 * (PQprepare, pgx, JDBC), no statement was run. */
 			pending_parse = false;
 			break;
 		}
 		if (m.truncated)
 			break;
 	}
-	/* Parse/Bind seen but the Execute was past the capture. */
+	/* Parse/Bind seen but the Execute was past the capture (or in a
+	 * later write). */
 	if (pending_parse && (o = next_op(p))) {
 		if (current && current[0])
-			op_from_sql(o, current, strlen(current), false, true);
+			op_from_sql(o, current, strlen(current), current_cut,
+				    true);
 		else
 			snprintf(o->name, sizeof(o->name), "_OTHER");
 	}
@@ -266,7 +307,7 @@ static void parse_redis_request(struct cpending *p,
 				const struct ks_l7_event *ev)
 {
 	const uint8_t *b = ev->data;
-	size_t left = ev->len;
+	size_t left = data_len(ev);
 	struct redis_cmd cmd;
 	ssize_t n;
 	struct op *o;
@@ -296,7 +337,7 @@ static void parse_http_request(struct cpending *p,
 
 	if (!o)
 		return;
-	for (i = 0; i < ev->len && i < sizeof(o->name) - 1; i++) {
+	for (i = 0; i < data_len(ev) && i < sizeof(o->name) - 1; i++) {
 		if (ev->data[i] == ' ')
 			break;
 		o->name[i] = (char)ev->data[i];
@@ -311,7 +352,7 @@ static void on_request(struct l7_client *c, const struct ks_l7_event *ev)
 	/* Redis commands queue up until their replies are read. */
 	if (ev->proto != KS_PROTO_REDIS || p->conn_id != ev->conn_id ||
 	    p->proto != ev->proto)
-		p->head = p->n = 0;
+		p->head = p->n = p->carry_len = 0;
 	p->conn_id = ev->conn_id;
 	p->proto = ev->proto;
 	if (ev->proto == KS_PROTO_PG)
@@ -328,7 +369,7 @@ static void on_request(struct l7_client *c, const struct ks_l7_event *ev)
 static void pg_error_code(const struct ks_l7_event *ev, char out[6])
 {
 	const uint8_t *d = ev->data;
-	size_t n = ev->len, z, i;
+	size_t n = data_len(ev), z, i;
 	struct pg_error err;
 	struct pg_iter it;
 	struct pg_msg m;
@@ -421,32 +462,45 @@ static void redis_done(struct l7_client *c, const struct proc_entry *e,
 
 /*
  * A read of replies: each complete reply in the capture ends the oldest
- * command waiting. A read longer than the capture ends every command
- * still waiting (their replies, past the capture, unseen); a read holding
- * no complete reply is the rest of a long one and ends one command.
+ * command waiting (RESP3 pushes answer none). A reply cut at the end of a
+ * read the capture holds whole is kept and completed by the next read. A
+ * read longer than the capture ends every command still waiting (their
+ * replies, past the capture, unseen); a read holding no complete reply
+ * that cannot be kept is the rest of a long one and ends one command.
  */
 static void finish_redis(struct l7_client *c, const struct proc_entry *e,
 			 struct cpending *p, const struct ks_l7_event *ev)
 {
-	const uint8_t *b = ev->data;
-	size_t left = ev->len;
+	uint8_t buf[2 * KS_L7_DATA];
+	size_t len = data_len(ev), left;
+	const uint8_t *b = buf;
 	struct redis_reply rep;
 	unsigned done = 0;
-	ssize_t n;
+	ssize_t n = 0;
 
+	memcpy(buf, p->carry, p->carry_len);
+	memcpy(buf + p->carry_len, ev->data, len);
+	left = p->carry_len + len;
+	p->carry_len = 0;
 	while (p->head < p->n && left > 0) {
 		n = redis_reply_len(b, left);
 		if (n <= 0 || redis_parse_reply(b, left, &rep))
 			break;
-		redis_done(c, e, &p->ops[p->head++], &rep, ev->end_ns);
+		if (rep.type != REDIS_PUSH) {
+			redis_done(c, e, &p->ops[p->head++], &rep, ev->end_ns);
+			done++;
+		}
 		b += n;
 		left -= (size_t)n;
-		done++;
 	}
-	if (ev->total_len > ev->len) {
+	if (ev->total_len > len) {
 		while (p->head < p->n)
 			redis_done(c, e, &p->ops[p->head++], NULL, ev->end_ns);
-	} else if (!done && p->head < p->n && left == ev->len) {
+	} else if (p->head < p->n && left > 0 && n == -EAGAIN &&
+		   left <= sizeof(p->carry)) {
+		memcpy(p->carry, b, left);
+		p->carry_len = (uint16_t)left;
+	} else if (!done && p->head < p->n) {
 		redis_done(c, e, &p->ops[p->head++], NULL, ev->end_ns);
 	}
 	if (p->head == p->n)

@@ -4,7 +4,9 @@
  * A chained hash on pid with a fixed bucket count and an entry cap: the
  * table never grows past max_entries, and what it refuses is counted.
  * Seeding reads every /proc/PID, then names the processes in start-time
- * order so that a parent is always named before its children.
+ * order so that a parent is always named before its children (within one
+ * clock tick, where start times are equal, by their depth in the tree: a
+ * wrapped pid counter can give the child the smaller pid).
  */
 #include "proctab.h"
 
@@ -163,7 +165,11 @@ static void apply_info(struct proctab *t, struct proc_entry *e,
 
 struct seed_item {
 	struct procinfo pi;
+	unsigned depth; /* ancestors among the items started in the same tick */
 };
+
+/* Bounds the walk up a same-tick chain (and a ppid cycle in garbage). */
+#define SAME_TICK_DEPTH_MAX 64
 
 struct seed_ctx {
 	struct proctab *t;
@@ -193,13 +199,63 @@ static int seed_one(int pid, void *arg)
 	return 0;
 }
 
+static int by_pid(const void *a, const void *b)
+{
+	const struct seed_item *x = a, *y = b;
+
+	return (x->pi.pid > y->pi.pid) - (x->pi.pid < y->pi.pid);
+}
+
+/* items sorted by pid */
+static const struct seed_item *find_pid(const struct seed_item *items,
+					size_t n, int pid)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (items[mid].pi.pid == pid)
+			return &items[mid];
+		if (items[mid].pi.pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * A fork and its parent often start in the same clock tick, so start time
+ * alone does not order them; count for each item its ancestors that started
+ * in the same tick, which a parent always has fewer of than its child.
+ */
+static void same_tick_depths(struct seed_item *items, size_t n)
+{
+	const struct seed_item *it, *p;
+	size_t i;
+	unsigned d;
+
+	qsort(items, n, sizeof(*items), by_pid);
+	for (i = 0; i < n; i++) {
+		it = &items[i];
+		for (d = 0; d < SAME_TICK_DEPTH_MAX; d++, it = p) {
+			p = find_pid(items, n, it->pi.ppid);
+			if (!p || p->pi.start_time != it->pi.start_time)
+				break;
+		}
+		items[i].depth = d;
+	}
+}
+
 static int by_start_time(const void *a, const void *b)
 {
 	const struct seed_item *x = a, *y = b;
 
 	if (x->pi.start_time != y->pi.start_time)
 		return x->pi.start_time < y->pi.start_time ? -1 : 1;
-	return x->pi.pid - y->pi.pid;
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	return by_pid(a, b);
 }
 
 int proctab_seed(struct proctab *t)
@@ -214,6 +270,7 @@ int proctab_seed(struct proctab *t)
 		free(c.items);
 		return err;
 	}
+	same_tick_depths(c.items, c.n);
 	qsort(c.items, c.n, sizeof(*c.items), by_start_time);
 	for (i = 0; i < c.n; i++) {
 		e = insert(t, c.items[i].pi.pid);

@@ -85,8 +85,12 @@ static void copy(char *dst, size_t n, const char *src)
 {
 	size_t l = strlen(src ? src : "");
 
-	if (l >= n)
+	if (l >= n) {
 		l = n - 1;
+		/* Not inside a UTF-8 sequence: the JSON must stay valid. */
+		while (l > 0 && ((unsigned char)src[l] & 0xc0) == 0x80)
+			l--;
+	}
 	memcpy(dst, src ? src : "", l);
 	dst[l] = '\0';
 }

@@ -287,6 +287,10 @@ double cpu_utilization(const char *prev, const char *cur)
 			   ib;
 	int i;
 
+	/* The aggregate line only ("cpu0" would parse as cpu with a field
+	 * taken from the name). */
+	if (strncmp(prev, "cpu ", 4) || strncmp(cur, "cpu ", 4))
+		return -1;
 	if (sscanf(prev, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &a[0],
 		   &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7]) < 4 ||
 	    sscanf(cur, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &b[0],
@@ -298,7 +302,9 @@ double cpu_utilization(const char *prev, const char *cur)
 	}
 	ia = a[3] + a[4]; /* idle + iowait */
 	ib = b[3] + b[4];
-	if (tb <= ta)
+	/* iowait can go backwards (tickless kernels): ib - ia would wrap
+	 * and the ratio be hugely negative. */
+	if (tb <= ta || ib < ia || ib - ia > tb - ta)
 		return -1;
 	return 1.0 - (double)(ib - ia) / (double)(tb - ta);
 }
