@@ -23,9 +23,13 @@ static const char usage[] =
 	"      --max-series N       label sets per metric before overflow (default 2000)\n"
 	"      --refresh-ms MS      how often kernel counters are read (default 1000)\n"
 	"      --slow-query-ms MS   keep and log statements at least this slow (default 50)\n"
+	"      --profile-hz HZ      CPU profile sampling frequency (default 99)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
+	"\n"
+	"       katascope profile --pid PID --duration 10s -o out.svg\n"
+	"One-shot CPU profile of a process (see katascope profile --help).\n"
 	"\n"
 	"Needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH\n"
 	"(CAP_SYS_RESOURCE on kernels older than 5.11).\n";
@@ -37,6 +41,7 @@ void options_defaults(struct options *o)
 	o->max_series = 2000;
 	o->refresh_ms = 1000;
 	o->slow_query_ms = 50;
+	o->profile_hz = 99;
 	o->proc_root = "/proc";
 	parse_listen("127.0.0.1:9464", o);
 }
@@ -131,7 +136,14 @@ static int add_pid(int *arr, int *n, const char *flag, const char *v,
 	return 0;
 }
 
-enum { OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REFRESH_MS, OPT_SLOW_MS };
+enum {
+	OPT_LOG_LEVEL = 256,
+	OPT_MAX_SERIES,
+	OPT_REFRESH_MS,
+	OPT_SLOW_MS,
+	OPT_PROFILE_HZ,
+	OPT_TYPE,
+};
 
 static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'l' },
@@ -141,6 +153,7 @@ static const struct option longopts[] = {
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "refresh-ms", required_argument, NULL, OPT_REFRESH_MS },
 	{ "slow-query-ms", required_argument, NULL, OPT_SLOW_MS },
+	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -227,6 +240,15 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			}
 			o->slow_query_ms = (unsigned)v;
 			break;
+		case OPT_PROFILE_HZ:
+			if (parse_uint(optarg, 1, 1000, &v)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --profile-hz: expected 1..1000",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->profile_hz = (unsigned)v;
+			break;
 		case 'h':
 			fputs(usage, (FILE *)out);
 			return CLI_EXIT_OK;
@@ -253,6 +275,152 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 	if (optind < argc) {
 		snprintf(err, CLI_ERR_LEN,
 			 "unexpected argument '%s' (see --help)", argv[optind]);
+		return CLI_ERROR;
+	}
+	return CLI_RUN;
+}
+
+/* ---- katascope profile -------------------------------------------------- */
+
+static const char profile_usage[] =
+	"Usage: katascope profile --pid PID [--duration 10s] -o FILE [--hz 99] [--type cpu|off_cpu]\n"
+	"Sample the stacks of one process and write a profile; the format follows\n"
+	"the file name: .svg (flame graph), .pb.gz (pprof), .folded (collapsed).\n";
+
+int parse_duration(const char *s, unsigned *secs)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (!strcmp(end, "m"))
+		v *= 60;
+	else if (*end && strcmp(end, "s"))
+		return -EINVAL;
+	if (v < 1 || v > 3600)
+		return -EINVAL;
+	*secs = (unsigned)v;
+	return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a > b && !strcmp(s + a - b, suffix);
+}
+
+int output_format(const char *path)
+{
+	if (ends_with(path, ".pb.gz"))
+		return 0;
+	if (ends_with(path, ".folded"))
+		return 1;
+	if (ends_with(path, ".svg"))
+		return 2;
+	return -1;
+}
+
+enum cli_result cli_parse_profile(int argc, char **argv,
+				  struct profile_options *o,
+				  char err[CLI_ERR_LEN], void *out)
+{
+	static const struct option lo[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "hz", required_argument, NULL, OPT_PROFILE_HZ },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->seconds = 10;
+	o->hz = 99;
+	err[0] = '\0';
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:d:o:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_uint(optarg, 1, INT_MAX, &v)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --pid: expected a process id",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->pid = (int)v;
+			break;
+		case 'd':
+			if (parse_duration(optarg, &o->seconds)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --duration: expected e.g. 10s or 2m (1s..60m)",
+					 optarg);
+				return CLI_ERROR;
+			}
+			break;
+		case 'o':
+			o->output = optarg;
+			o->format = output_format(optarg);
+			if (o->format < 0) {
+				snprintf(err, CLI_ERR_LEN,
+					 "cannot tell the format of '%s': name it .svg, .pb.gz or .folded",
+					 optarg);
+				return CLI_ERROR;
+			}
+			break;
+		case OPT_PROFILE_HZ:
+			if (parse_uint(optarg, 1, 1000, &v)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --hz: expected 1..1000",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->hz = (unsigned)v;
+			break;
+		case OPT_TYPE:
+			if (strcmp(optarg, "cpu") && strcmp(optarg, "off_cpu")) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --type: expected cpu or off_cpu",
+					 optarg);
+				return CLI_ERROR;
+			}
+			o->offcpu = !strcmp(optarg, "off_cpu");
+			break;
+		case 'h':
+			fputs(profile_usage, (FILE *)out);
+			return CLI_EXIT_OK;
+		case ':':
+			snprintf(err, CLI_ERR_LEN, "option %s needs a value",
+				 argv[optind - 1]);
+			return CLI_ERROR;
+		default:
+			snprintf(err, CLI_ERR_LEN,
+				 "unknown option '%s' (see katascope profile --help)",
+				 argv[optind - 1]);
+			return CLI_ERROR;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, CLI_ERR_LEN, "unexpected argument '%s'",
+			 argv[optind]);
+		return CLI_ERROR;
+	}
+	if (!o->pid) {
+		snprintf(err, CLI_ERR_LEN, "katascope profile needs --pid PID");
+		return CLI_ERROR;
+	}
+	if (!o->output) {
+		snprintf(err, CLI_ERR_LEN,
+			 "katascope profile needs -o FILE (.svg, .pb.gz or .folded)");
 		return CLI_ERROR;
 	}
 	return CLI_RUN;

@@ -26,6 +26,7 @@ struct options {
 	unsigned max_series; /* label sets per metric family */
 	unsigned refresh_ms; /* how often kernel maps are folded into metrics */
 	unsigned slow_query_ms; /* statements at least this slow are kept */
+	unsigned profile_hz; /* CPU sampling frequency */
 	const char *proc_root;
 };
 
@@ -42,6 +43,24 @@ void options_defaults(struct options *o);
  */
 enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			  char err[CLI_ERR_LEN], void *out /* FILE * */);
+/* katascope profile --pid P --duration 10s -o out.svg */
+struct profile_options {
+	int pid;
+	unsigned seconds;
+	unsigned hz;
+	int offcpu;
+	const char *output; /* format from the extension */
+	int format; /* enum prof_format */
+};
+
+enum cli_result cli_parse_profile(int argc, char **argv,
+				  struct profile_options *o,
+				  char err[CLI_ERR_LEN], void *out);
+/* "10", "10s", "2m" -> seconds; -EINVAL otherwise. */
+int parse_duration(const char *s, unsigned *secs);
+/* ".svg" -> 2, ".pb.gz" -> 0, ".folded" -> 1; -1 otherwise. */
+int output_format(const char *path);
+
 /* "HOST:PORT" or "[V6]:PORT" -> sockaddr. 0 or -EINVAL. */
 int parse_listen(const char *s, struct options *o);
 

@@ -19,6 +19,7 @@ struct httpd {
 	struct MHD_Daemon *d;
 	struct metric_registry *reg;
 	struct queries *queries;
+	struct profiler *volatile profiler;
 	pthread_mutex_t lock;
 	char *health;
 	int health_ok;
@@ -31,6 +32,9 @@ static const char index_page[] =
 	"GET /healthz   probe groups and whether they attached (JSON; 200 ok, 503 not ready)\n"
 	"GET /api/slow-queries  the newest statements slower than --slow-query-ms (JSON)\n"
 	"GET /api/queries       statements by total time: calls, errors, total/mean/max ms (JSON; ?limit=N)\n"
+	"GET /debug/pprof/profile?seconds=N[&pid=P|&service=S][&type=off_cpu]  gzipped pprof protobuf\n"
+	"GET /debug/pprof/folded?seconds=N...  collapsed stacks, one 'frame;frame;... count' line each\n"
+	"GET /flamegraph.svg?seconds=N...      interactive SVG flame graph\n"
 	"GET /          this page\n";
 
 int httpd_bind(const struct options *o, int *fd_out, char *msg, size_t len)
@@ -143,6 +147,67 @@ static enum MHD_Result serve_queries(struct httpd *h, struct MHD_Connection *c,
 	return serve_json(c, &sb);
 }
 
+/* ?seconds=N (default 30), pid=P or service=S, type=cpu|off_cpu */
+static enum MHD_Result serve_profile(struct httpd *h, struct MHD_Connection *c,
+				     enum prof_format fmt)
+{
+	static const char *const ctypes[] = { "application/octet-stream",
+					      "text/plain; charset=utf-8",
+					      "image/svg+xml" };
+	const char *v, *service;
+	struct strbuf sb = STRBUF_INIT;
+	struct prof_session *s;
+	enum prof_type type = PROF_CPU;
+	struct profiler *prof = h->profiler;
+	long seconds = 30, pid = 0;
+	char err[128], *end, *body;
+	size_t len;
+	int rc;
+
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seconds");
+	if (v) {
+		seconds = strtol(v, &end, 10);
+		if (*end || seconds < 1 || seconds > 300)
+			return text(c, MHD_HTTP_BAD_REQUEST,
+				    "seconds must be 1..300\n");
+	}
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pid");
+	if (v) {
+		pid = strtol(v, &end, 10);
+		if (*end || pid < 1)
+			return text(c, MHD_HTTP_BAD_REQUEST,
+				    "pid must be a process id\n");
+	}
+	service = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+					      "service");
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type");
+	if (v && !strcmp(v, "off_cpu"))
+		type = PROF_OFFCPU;
+	else if (v && strcmp(v, "cpu"))
+		return text(c, MHD_HTTP_BAD_REQUEST,
+			    "type must be cpu or off_cpu\n");
+	if (!prof)
+		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "the profiler is not ready\n");
+	s = profiler_start(prof, type, (unsigned)seconds, (int)pid, service,
+			   err, sizeof(err));
+	if (!s) {
+		sb_printf(&sb, "%s\n", err);
+		body = sb_detach(&sb, &len);
+		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			     "text/plain; charset=utf-8", body, len, 1);
+	}
+	profiler_wait(prof, s);
+	rc = profiler_render(prof, s, fmt, &sb);
+	profiler_end(prof, s);
+	if (rc) {
+		sb_free(&sb);
+		return text(c, 500, "cannot render the profile\n");
+	}
+	body = sb_detach(&sb, &len);
+	return reply(c, MHD_HTTP_OK, ctypes[fmt], body, len, 1);
+}
+
 static enum MHD_Result serve_health(struct httpd *h, struct MHD_Connection *c)
 {
 	char *body;
@@ -165,10 +230,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 			       size_t *upload_data_size, void **req_cls)
 {
 	struct httpd *h = cls;
-	int known = !strcmp(url, "/") || !strcmp(url, "/metrics") ||
-		    !strcmp(url, "/healthz") ||
-		    !strcmp(url, "/api/slow-queries") ||
-		    !strcmp(url, "/api/queries");
+	static const char *const paths[] = {
+		"/",		    "/metrics",		  "/healthz",
+		"/api/slow-queries", "/api/queries",	  "/debug/pprof/profile",
+		"/debug/pprof/folded", "/flamegraph.svg", NULL
+	};
+	int known = 0, i;
+
+	for (i = 0; paths[i]; i++)
+		known |= !strcmp(url, paths[i]);
 
 	if (!known)
 		return text(c, MHD_HTTP_NOT_FOUND,
@@ -184,6 +254,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 		return serve_queries(h, c, 1);
 	if (!strcmp(url, "/api/queries"))
 		return serve_queries(h, c, 0);
+	if (!strcmp(url, "/debug/pprof/profile"))
+		return serve_profile(h, c, PROF_PPROF);
+	if (!strcmp(url, "/debug/pprof/folded"))
+		return serve_profile(h, c, PROF_FOLDED);
+	if (!strcmp(url, "/flamegraph.svg"))
+		return serve_profile(h, c, PROF_SVG);
 	return text(c, MHD_HTTP_OK, index_page);
 }
 
@@ -199,8 +275,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("httpd: %s", line);
 }
 
-struct httpd *httpd_start(int fd, struct metric_registry *reg,
-			  struct queries *q, char *msg, size_t len)
+void httpd_set_profiler(struct httpd *h, struct profiler *p)
+{
+	h->profiler = p;
+}
+
+struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,
+			  size_t len)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
 
@@ -209,15 +290,18 @@ struct httpd *httpd_start(int fd, struct metric_registry *reg,
 		close(fd);
 		return NULL;
 	}
-	h->reg = reg;
-	h->queries = q;
+	h->reg = src->reg;
+	h->queries = src->queries;
+	h->profiler = src->profiler;
 	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+		MHD_USE_THREAD_PER_CONNECTION |
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+		0, NULL,
 		NULL, handler, h, MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_CONNECTION_LIMIT, 64U,
-		MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_TIMEOUT, 330U, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(msg, len, "cannot start the HTTP server");
 		close(fd);

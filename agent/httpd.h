@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "metrics.h"
+#include "profiler.h"
 #include "queries.h"
 
 struct httpd;
@@ -20,8 +21,16 @@ struct httpd;
 /* Bind and listen; -errno with one line in msg on failure. */
 int httpd_bind(const struct options *o, int *fd_out, char *msg, size_t len);
 /* Start serving on fd (takes ownership). */
-struct httpd *httpd_start(int fd, struct metric_registry *reg,
-			  struct queries *q, char *msg, size_t len);
+struct httpd_sources {
+	struct metric_registry *reg;
+	struct queries *queries;
+	struct profiler *profiler; /* NULL until the probes are loaded */
+};
+
+struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,
+			  size_t len);
+/* The profiler arrives after the server started (it needs the probes). */
+void httpd_set_profiler(struct httpd *h, struct profiler *p);
 void httpd_stop(struct httpd *h);
 /* Replace the /healthz document; ok selects 200 or 503. */
 void httpd_set_health(struct httpd *h, int ok, const char *json);

@@ -19,6 +19,8 @@
 #include "cli.h"
 #include "httpd.h"
 #include "l7.h"
+#include "oneshot.h"
+#include "profiler.h"
 #include "log.h"
 #include "metrics.h"
 #include "probes.h"
@@ -39,6 +41,7 @@ struct agent {
 	struct telemetry *tel;
 	struct l7 *l7;
 	struct queries *queries;
+	struct profiler *profiler;
 	struct probes *probes;
 	struct httpd *httpd;
 	struct self_stats self;
@@ -219,6 +222,7 @@ static int start(struct agent *a, char *msg, size_t len)
 		a->opt.pids, a->opt.npids, a->opt.exclude_pids, a->opt.nexclude,
 		getpid()
 	};
+	struct probes_config cfg = { 0 };
 	int fd, err, n;
 
 	if ((err = sysenv_check_caps(msg, len)))
@@ -239,7 +243,11 @@ static int start(struct agent *a, char *msg, size_t len)
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
-	a->httpd = httpd_start(fd, a->reg, a->queries, msg, len);
+	{
+		struct httpd_sources src = { a->reg, a->queries, NULL };
+
+		a->httpd = httpd_start(fd, &src, msg, len);
+	}
 	if (!a->httpd)
 		return -EIO;
 	if ((err = sysenv_mount_fs(msg, len)))
@@ -255,9 +263,13 @@ static int start(struct agent *a, char *msg, size_t len)
 	}
 	/* Probes first, then the /proc scan: a process started in between
 	 * is seen by both, never by neither. */
-	err = probes_open(&a->probes, getpid(), on_event, a, msg, len);
+	cfg.profile_hz = a->opt.profile_hz;
+	err = probes_open(&a->probes, getpid(), &cfg, on_event, a, msg, len);
 	if (err)
 		return err;
+	a->profiler = profiler_new(a->probes, a->opt.proc_root,
+				   a->opt.profile_hz);
+	httpd_set_profiler(a->httpd, a->profiler);
 	n = proctab_seed(a->procs);
 	if (n < 0) {
 		snprintf(msg, len, "cannot scan %s: %s", a->opt.proc_root,
@@ -281,6 +293,7 @@ static void run(struct agent *a)
 			log_error("ring buffer poll failed: %s", strerror(-err));
 			break;
 		}
+		profiler_tick(a->profiler, a->procs, mono_ns());
 		if (mono_ns() >= next) {
 			refresh(a);
 			publish_health(a);
@@ -292,6 +305,7 @@ static void run(struct agent *a)
 static void cleanup(struct agent *a)
 {
 	httpd_stop(a->httpd);
+	profiler_free(a->profiler);
 	probes_close(a->probes);
 	telemetry_free(a->tel);
 	l7_free(a->l7);
@@ -308,6 +322,8 @@ int main(int argc, char **argv)
 	int err;
 
 	memset(&a, 0, sizeof(a));
+	if (argc > 1 && !strcmp(argv[1], "profile"))
+		return profile_main(argc - 1, argv + 1);
 	switch (cli_parse(argc, argv, &a.opt, msg, stdout)) {
 	case CLI_EXIT_OK:
 		return 0;

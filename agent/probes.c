@@ -7,6 +7,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "proc.skel.h"
 #include "sched.skel.h"
 #include "l7.skel.h"
+#include "profile.skel.h"
 #include "tcp.skel.h"
 
 struct probes {
@@ -23,6 +26,9 @@ struct probes {
 	struct tcp_bpf *tcp;
 	struct sched_bpf *sched;
 	struct l7_bpf *l7;
+	struct profile_bpf *profile;
+	struct bpf_link *offcpu_link;
+	int offcpu_refs;
 	struct ring_buffer *rb;
 	int events_fd, pid_stats_fd, drops_fd;
 	int ncpus;
@@ -145,11 +151,119 @@ static int open_proc(struct probes *p, pid_t self)
 		attach_all((p), (p)->field->obj, g_);                          \
 	} while (0)
 
-int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
+static int wanted(const struct probes_config *cfg, int g)
+{
+	return !cfg->groups || (cfg->groups & (1u << g));
+}
+
+static int perf_event_open_cpu(int cpu, unsigned hz)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.sample_freq = hz,
+		.freq = 1,
+	};
+
+	return (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1,
+			    PERF_FLAG_FD_CLOEXEC);
+}
+
+/*
+ * The profile family: the CPU sampler is attached to a cpu-clock perf
+ * event on every CPU; the off-CPU program waits for probes_offcpu_get().
+ */
+static void open_profile(struct probes *p, pid_t self,
+			 const struct probes_config *cfg)
+{
+	struct probe_group *g = &p->groups[PG_PROFILE];
+	struct bpf_link *link;
+	int cpu, fd, err;
+
+	p->profile = profile_bpf__open();
+	if (!p->profile) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->profile->rodata->self_tgid = (uint32_t)self;
+	p->profile->rodata->target_tgid = (uint32_t)cfg->profile_pid;
+	err = reuse_shared(p, p->profile->maps.events,
+			   p->profile->maps.pid_stats, p->profile->maps.drops);
+	if (!err)
+		err = profile_bpf__load(p->profile);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	for (cpu = 0; cpu < p->ncpus; cpu++) {
+		fd = perf_event_open_cpu(cpu, cfg->profile_hz ? cfg->profile_hz :
+								  99);
+		if (fd < 0) {
+			if (errno == ENODEV || errno == ENXIO)
+				continue; /* possible but offline CPU */
+			group_fail(g, "perf_event_open cpu-clock", -errno);
+			return;
+		}
+		link = bpf_program__attach_perf_event(
+			p->profile->progs.handle_cpu_sample, fd);
+		err = libbpf_get_error(link);
+		if (err) {
+			close(fd);
+			group_fail(g, "attach perf event", err);
+			return;
+		}
+		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+			p->links[p->nlinks++] = link;
+		g->nprogs++;
+	}
+	g->attached = 1;
+}
+
+void probes_profile_fds(struct probes *p, struct profile_fds *out)
+{
+	if (!p->profile || !p->groups[PG_PROFILE].attached) {
+		out->stacks = out->cpu_samples = out->offcpu_ns = -1;
+		return;
+	}
+	out->stacks = bpf_map__fd(p->profile->maps.stacks);
+	out->cpu_samples = bpf_map__fd(p->profile->maps.cpu_samples);
+	out->offcpu_ns = bpf_map__fd(p->profile->maps.offcpu_ns);
+}
+
+int probes_offcpu_get(struct probes *p)
+{
+	struct bpf_link *link;
+	int err;
+
+	if (!p->profile || !p->groups[PG_PROFILE].attached)
+		return -ENOTSUP;
+	if (p->offcpu_refs++ > 0)
+		return 0;
+	link = bpf_program__attach(p->profile->progs.handle_offcpu_switch);
+	err = libbpf_get_error(link);
+	if (err) {
+		p->offcpu_refs--;
+		return err;
+	}
+	p->offcpu_link = link;
+	return 0;
+}
+
+void probes_offcpu_put(struct probes *p)
+{
+	if (p->offcpu_refs <= 0 || --p->offcpu_refs > 0)
+		return;
+	bpf_link__destroy(p->offcpu_link);
+	p->offcpu_link = NULL;
+}
+
+int probes_open(struct probes **out, pid_t self,
+		const struct probes_config *cfg, probe_event_fn fn, void *ctx,
 		char *msg, size_t len)
 {
 	struct probes *p;
-	int err;
+	int err, i;
 
 	libbpf_set_print(libbpf_print);
 	p = calloc(1, sizeof(*p));
@@ -164,6 +278,10 @@ int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 	};
 	p->groups[PG_SCHED] = (struct probe_group){
 		"sched", "sched_switch/wakeup: CPU time, run-queue latency", 0
+	};
+	p->groups[PG_PROFILE] = (struct probe_group){
+		"profile", "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",
+		0
 	};
 	p->groups[PG_L7] = (struct probe_group){
 		"http", "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
@@ -183,10 +301,19 @@ int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
 			 p->groups[PG_PROCESS].error);
 		goto fail;
 	}
-	OPEN_FAMILY(p, self, tcp, tcp_bpf, PG_TCP);
-	OPEN_FAMILY(p, self, sched, sched_bpf, PG_SCHED);
-	OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7);
+	if (wanted(cfg, PG_TCP))
+		OPEN_FAMILY(p, self, tcp, tcp_bpf, PG_TCP);
+	if (wanted(cfg, PG_SCHED))
+		OPEN_FAMILY(p, self, sched, sched_bpf, PG_SCHED);
+	if (wanted(cfg, PG_L7))
+		OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7);
+	if (wanted(cfg, PG_PROFILE))
+		open_profile(p, self, cfg);
 
+	for (i = 0; i < PG_MAX; i++)
+		if (!wanted(cfg, i))
+			snprintf(p->groups[i].error, sizeof(p->groups[i].error),
+				 "not enabled in this mode");
 	p->rb = ring_buffer__new(p->events_fd, fn, ctx, NULL);
 	if (!p->rb) {
 		err = -errno;
@@ -208,6 +335,8 @@ void probes_close(struct probes *p)
 	ring_buffer__free(p->rb);
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
+	bpf_link__destroy(p->offcpu_link);
+	profile_bpf__destroy(p->profile);
 	l7_bpf__destroy(p->l7);
 	sched_bpf__destroy(p->sched);
 	tcp_bpf__destroy(p->tcp);
@@ -275,16 +404,17 @@ const struct probe_group *probes_groups(struct probes *p, int *n)
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max)
 {
-	struct bpf_object *objs[4] = { p->proc ? p->proc->obj : NULL,
+	struct bpf_object *objs[5] = { p->proc ? p->proc->obj : NULL,
 				       p->tcp ? p->tcp->obj : NULL,
 				       p->sched ? p->sched->obj : NULL,
-				       p->l7 ? p->l7->obj : NULL };
+				       p->l7 ? p->l7->obj : NULL,
+				       p->profile ? p->profile->obj : NULL };
 	struct bpf_prog_info info;
 	struct bpf_program *prog;
 	uint32_t ilen;
 	int i, n = 0, fd;
 
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 5; i++) {
 		if (!objs[i])
 			continue;
 		bpf_object__for_each_program(prog, objs[i]) {

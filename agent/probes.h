@@ -14,7 +14,14 @@
 
 #include "katascope.h"
 
-enum probe_group_id { PG_PROCESS = 0, PG_TCP, PG_SCHED, PG_L7, PG_MAX };
+enum probe_group_id {
+	PG_PROCESS = 0,
+	PG_TCP,
+	PG_SCHED,
+	PG_L7,
+	PG_PROFILE,
+	PG_MAX
+};
 
 struct probe_group {
 	const char *name;
@@ -31,8 +38,15 @@ typedef int (*probe_event_fn)(void *ctx, void *data, size_t len);
 typedef void (*pid_stats_fn)(uint32_t tgid, const struct ks_pid_stats *st,
 			     void *arg);
 
-/* Load and attach everything. Fails only when no core group could load. */
-int probes_open(struct probes **out, pid_t self, probe_event_fn fn, void *ctx,
+struct probes_config {
+	unsigned groups; /* bit per enum probe_group_id; 0: all */
+	unsigned profile_hz; /* CPU sampling frequency */
+	pid_t profile_pid; /* sample only this process (0: all) */
+};
+
+/* Load and attach. Fails only when no core group could load. */
+int probes_open(struct probes **out, pid_t self,
+		const struct probes_config *cfg, probe_event_fn fn, void *ctx,
 		char *msg, size_t len);
 void probes_close(struct probes *p);
 /* Consume ring-buffer records; returns records handled or -errno. */
@@ -42,6 +56,15 @@ int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg);
 int probes_forget_pid(struct probes *p, uint32_t tgid);
 void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX]);
 const struct probe_group *probes_groups(struct probes *p, int *n);
+/* The profile maps (-1 when the profile group did not load). */
+struct profile_fds {
+	int stacks, cpu_samples, offcpu_ns;
+};
+void probes_profile_fds(struct probes *p, struct profile_fds *out);
+/* Off-CPU sampling costs two stack walks per context switch: attached
+ * only while wanted. Reference counted; 0 or -errno. */
+int probes_offcpu_get(struct probes *p);
+void probes_offcpu_put(struct probes *p);
 /* Names and ids of the loaded BPF programs (for bench and debugging). */
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max);

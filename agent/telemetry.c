@@ -41,6 +41,7 @@ struct telemetry {
 	struct metric_family *node_mem;
 	struct metric_family *self_lost;
 	struct metric_family *self_map_full;
+	struct metric_family *self_stack_lost;
 	struct metric_family *self_overflow;
 	struct metric_family *self_events;
 	struct metric_family *self_procs;
@@ -75,6 +76,7 @@ static int register_all(struct telemetry *t)
 		&t->cpu_time, &t->runq, &t->rss, &t->nprocs,
 		&t->node_cpu, &t->node_mem, &t->self_lost, &t->self_map_full,
 		&t->self_overflow, &t->self_events, &t->self_procs,
+		&t->self_stack_lost,
 		&t->self_proc_dropped, &t->self_cpu, &t->self_rss,
 		&t->build_info,
 	};
@@ -139,6 +141,10 @@ static int register_all(struct telemetry *t)
 			       METRIC_COUNTER,
 			       "Updates dropped because a bounded BPF map was full.",
 			       L_MAP, 0);
+	t->self_stack_lost = fam(t, "katascope_profile_stacks_lost_total",
+				 METRIC_COUNTER,
+				 "Profile samples whose stack could not be stored (stack map hash collision or full).",
+				 NULL, 0);
 	t->self_overflow = fam(t, "katascope_metric_overflow_total",
 			       METRIC_COUNTER,
 			       "New label sets refused because a metric reached --max-series (counted in its otel_metric_overflow series).",
@@ -437,7 +443,7 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 					     "exit",	  "fork",
 					     "tcp_close", "l7" };
 	const char *m_pid[] = { "pid_stats" }, *m_socks[] = { "socks" },
-		   *m_conns[] = { "conns" };
+		   *m_conns[] = { "conns" }, *m_samples[] = { "profile_samples" };
 	struct rusage ru;
 	long long rss;
 	int i;
@@ -449,6 +455,10 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 		    (double)st->drops[KS_DROP_SOCKS_FULL]);
 	set_counter(t->self_map_full, m_conns,
 		    (double)st->drops[KS_DROP_L7_CONNS_FULL]);
+	set_counter(t->self_map_full, m_samples,
+		    (double)st->drops[KS_DROP_SAMPLES_FULL]);
+	set_counter(t->self_stack_lost, NULL,
+		    (double)st->drops[KS_DROP_STACK_COLLISION]);
 	set_counter(t->self_overflow, NULL,
 		    (double)metric_registry_overflows(t->reg));
 	for (i = KS_EV_EXEC; i <= KS_EV_L7; i++) {

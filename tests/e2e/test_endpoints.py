@@ -31,7 +31,7 @@ def main():
     with ks.Agent() as agent:
         h = agent.health
         names = {g["name"]: g for g in h["groups"]}
-        r.eq(sorted(names), ["http", "process", "sched", "tcp"],
+        r.eq(sorted(names), ["http", "process", "profile", "sched", "tcp"],
              "probe groups listed")
         for g in names.values():
             r.check(g["attached"] and g["programs"] > 0 and not g["error"],
