@@ -63,6 +63,9 @@ struct l7_client {
 	struct metric_family *aborted;
 	struct cpending *pending;
 	struct pg_conn *pg[PG_CONN_SLOTS];
+	/* The peer of the answer being handled (server_address/port). */
+	char peer_addr[INET6_ADDRSTRLEN];
+	char peer_port[8];
 };
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
@@ -70,7 +73,8 @@ struct l7_client *l7_client_new(struct metric_registry *reg,
 {
 	static const char *const db_labels[] = {
 		"service_name",	      "db_system_name", "db_operation_name",
-		"db_collection_name", "error_type",	NULL
+		"db_collection_name", "error_type",	"server_address",
+		"server_port",	      NULL
 	};
 	static const char *const http_labels[] = {
 		"service_name", "http_request_method",
@@ -406,8 +410,9 @@ static void observe_db(struct l7_client *c, const struct proc_entry *e,
 		       const char *system, const struct op *o,
 		       const char *err, double secs)
 {
-	const char *lv[] = { e->service, system, o->name, o->collection,
-			     err };
+	const char *lv[] = { e->service,     system,	     o->name,
+			     o->collection,  err,	     c->peer_addr,
+			     c->peer_port };
 	struct query_sample qs;
 
 	metric_observe(c->db_dur, lv, secs);
@@ -539,6 +544,10 @@ static void on_done(struct l7_client *c, const struct proc_entry *e,
 		p->conn_id = 0;
 		return;
 	}
+	c->peer_addr[0] = '\0';
+	inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr,
+		  c->peer_addr, sizeof(c->peer_addr));
+	snprintf(c->peer_port, sizeof(c->peer_port), "%u", ev->rport);
 	secs = ev->end_ns > ev->start_ns ?
 		       (double)(ev->end_ns - ev->start_ns) * 1e-9 :
 		       0;

@@ -75,13 +75,16 @@ static struct found find(struct metric_registry *r, const char *name,
 static uint64_t pg(struct metric_registry *r, const char *op, const char *coll,
 		   const char *err)
 {
-	return find(r, DB, V("app", "postgresql", op, coll, err)).count;
+	return find(r, DB,
+		    V("app", "postgresql", op, coll, err, "10.1.2.3", "5432"))
+	    .count;
 }
 
 static uint64_t redis(struct metric_registry *r, const char *op,
 		      const char *err)
 {
-	return find(r, DB, V("app", "redis", op, "", err)).count;
+	return find(r, DB, V("app", "redis", op, "", err, "10.1.2.3", "5432"))
+	    .count;
 }
 
 static double counter(struct metric_registry *r, const char *name,
@@ -427,9 +430,11 @@ static void test_pg_simple(void)
 		}
 	}
 	CHECK_INT(total(f.r, DB), 8);
-	CHECK(NEAR(
-	    find(f.r, DB, V("app", "postgresql", "SELECT", "users", "")).sum,
-	    0.020));
+	CHECK(NEAR(find(f.r, DB,
+			V("app", "postgresql", "SELECT", "users", "",
+			  "10.1.2.3", "5432"))
+		       .sum,
+		   0.020));
 	/* The answer's records only; a DONE without a request is no one's. */
 	answer(&ans, 1, NULL);
 	record(f.l, &f.e, KS_L7_CLIENT_DONE,
@@ -746,7 +751,7 @@ static void test_redis(void)
 		CHECK_INT(redis(f.r, "GET", ""), n);
 	}
 	/* Timed from the write to the read that held the reply. */
-	h = find(f.r, DB, V("app", "redis", "GET", "", ""));
+	h = find(f.r, DB, V("app", "redis", "GET", "", "", "10.1.2.3", "5432"));
 	CHECK(h.sum > 0);
 
 	/* Commands of several writes queue up; each is timed from its
@@ -758,13 +763,18 @@ static void test_redis(void)
 	redis_read(
 	    &f, CONN(21), 105 * MS,
 	    "$3\r\nabc\r\n-WRONGTYPE Operation against a key\r\n+PONG\r\n", 0);
-	h = find(f.r, DB, V("app", "redis", "GET", "", ""));
+	h = find(f.r, DB, V("app", "redis", "GET", "", "", "10.1.2.3", "5432"));
 	CHECK_INT(counter(f.r, GETS, V("app", "hit")), hits + 1);
 	CHECK_INT(redis(f.r, "SET", "WRONGTYPE"), 1);
-	CHECK(NEAR(find(f.r, DB, V("app", "redis", "SET", "", "WRONGTYPE")).sum,
-		   0.002));
-	CHECK(
-	    NEAR(find(f.r, DB, V("app", "redis", "PING", "", "")).sum, 0.001));
+	CHECK(NEAR(
+	    find(f.r, DB,
+		 V("app", "redis", "SET", "", "WRONGTYPE", "10.1.2.3", "5432"))
+		.sum,
+	    0.002));
+	CHECK(NEAR(
+	    find(f.r, DB, V("app", "redis", "PING", "", "", "10.1.2.3", "5432"))
+		.sum,
+	    0.001));
 	/* An error reply to a GET is neither hit nor miss. */
 	redis_req(&f, CONN(21), 110 * MS, GET("x"));
 	redis_read(&f, CONN(21), 111 * MS, "-ERR\r\n", 0);
