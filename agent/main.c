@@ -20,6 +20,7 @@
 #include "httpd.h"
 #include "l7.h"
 #include "oneshot.h"
+#include "pgserver.h"
 #include "profiler.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,6 +43,7 @@ struct agent {
 	struct l7 *l7;
 	struct queries *queries;
 	struct profiler *profiler;
+	struct pgserver *pgserver;
 	struct probes *probes;
 	struct httpd *httpd;
 	struct self_stats self;
@@ -62,6 +64,22 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* A postgres binary: attach the USDT probes to it (once per binary). */
+static void maybe_postgres(struct agent *a, const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	if (strcmp(base, "postgres") && strcmp(base, "postmaster"))
+		return;
+	probes_pg_attach(a->probes, path);
+}
+
+static void attach_running_postgres(struct proc_entry *e, void *arg)
+{
+	maybe_postgres(arg, e->exe);
+}
+
 static int on_event(void *ctx, void *data, size_t len)
 {
 	struct agent *a = ctx;
@@ -72,7 +90,7 @@ static int on_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*h))
 		return 0;
-	if (h->type <= KS_EV_L7)
+	if (h->type <= KS_EV_PG)
 		a->self.events[h->type]++;
 	switch (h->type) {
 	case KS_EV_EXEC:
@@ -88,6 +106,7 @@ static int on_event(void *ctx, void *data, size_t len)
 						      "");
 			proctab_on_exec(a->procs, (int)h->pid, (int)ex->ppid,
 					ex->comm, ex->filename, env);
+			maybe_postgres(a, ex->filename);
 		}
 		break;
 	case KS_EV_FORK:
@@ -108,6 +127,11 @@ static int on_event(void *ctx, void *data, size_t len)
 		e = proctab_lookup(a->procs, (int)h->pid);
 		if (e)
 			telemetry_tcp_close(a->tel, e, data);
+		break;
+	case KS_EV_PG:
+		e = proctab_lookup(a->procs, (int)h->pid);
+		if (e && a->pgserver)
+			pgserver_on_event(a->pgserver, e, data, len);
 		break;
 	case KS_EV_L7:
 		if (len < offsetof(struct ks_l7_event, data))
@@ -256,8 +280,9 @@ static int start(struct agent *a, char *msg, size_t len)
 		log_debug("%s (fine on kernels >= 5.11)", msg);
 	a->tel = telemetry_new(a->reg, a->opt.proc_root);
 	a->l7 = l7_new(a->reg, a->queries);
+	a->pgserver = pgserver_new(a->reg, a->queries);
 	a->procs = proctab_new(a->opt.proc_root, 0, &filter);
-	if (!a->tel || !a->l7 || !a->procs) {
+	if (!a->tel || !a->l7 || !a->pgserver || !a->procs) {
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
@@ -276,6 +301,7 @@ static int start(struct agent *a, char *msg, size_t len)
 			 strerror(-n));
 		return n;
 	}
+	proctab_foreach(a->procs, attach_running_postgres, a);
 	publish_health(a);
 	log_info("listening on http://%s:%d (/metrics, /healthz), %d processes",
 		 a->opt.listen_host, a->opt.listen_port, n);
@@ -309,6 +335,7 @@ static void cleanup(struct agent *a)
 	probes_close(a->probes);
 	telemetry_free(a->tel);
 	l7_free(a->l7);
+	pgserver_free(a->pgserver);
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);
 	queries_free(a->queries);

@@ -13,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proc.skel.h"
 #include "sched.skel.h"
 #include "l7.skel.h"
+#include "pgusdt.skel.h"
 #include "profile.skel.h"
 #include "tcp.skel.h"
 
@@ -27,13 +29,16 @@ struct probes {
 	struct sched_bpf *sched;
 	struct l7_bpf *l7;
 	struct profile_bpf *profile;
+	struct pgusdt_bpf *pg;
+	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
+	int npg_bins;
 	struct bpf_link *offcpu_link;
 	int offcpu_refs;
 	struct ring_buffer *rb;
 	int events_fd, pid_stats_fd, drops_fd;
 	int ncpus;
 	struct probe_group groups[PG_MAX];
-	struct bpf_link *links[64];
+	struct bpf_link *links[256];
 	int nlinks;
 };
 
@@ -220,6 +225,94 @@ static void open_profile(struct probes *p, pid_t self,
 	g->attached = 1;
 }
 
+/* Load the USDT programs now; they attach when a postgres binary shows. */
+static void open_pg(struct probes *p, pid_t self)
+{
+	struct probe_group *g = &p->groups[PG_POSTGRES];
+	int err;
+
+	p->pg = pgusdt_bpf__open();
+	if (!p->pg) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->pg->rodata->self_tgid = (uint32_t)self;
+	err = reuse_shared(p, p->pg->maps.events, p->pg->maps.pid_stats,
+			   p->pg->maps.drops);
+	if (!err)
+		err = pgusdt_bpf__load(p->pg);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	snprintf(g->error, sizeof(g->error),
+		 "no postgres binary seen yet (attached when one runs)");
+}
+
+int probes_pg_attach(struct probes *p, const char *path)
+{
+	static const struct {
+		const char *prog, *probe;
+	} map[] = {
+		{ "handle_pg_query_start", "query__start" },
+		{ "handle_pg_query_done", "query__done" },
+		{ "handle_pg_parse_start", "query__parse__start" },
+		{ "handle_pg_parse_done", "query__parse__done" },
+		{ "handle_pg_plan_start", "query__plan__start" },
+		{ "handle_pg_plan_done", "query__plan__done" },
+		{ "handle_pg_execute_start", "query__execute__start" },
+		{ "handle_pg_execute_done", "query__execute__done" },
+		{ "handle_pg_lock_wait_start", "lock__wait__start" },
+		{ "handle_pg_lock_wait_done", "lock__wait__done" },
+		{ "handle_pg_commit", "transaction__commit" },
+		{ "handle_pg_abort", "transaction__abort" },
+		{ "handle_pg_deadlock", "deadlock__found" },
+		{ "handle_pg_buffer_read_done", "buffer__read__done" },
+	};
+	struct probe_group *g = &p->groups[PG_POSTGRES];
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	struct stat st;
+	unsigned i;
+	int err, n = 0;
+
+	if (!p->pg)
+		return -ENOTSUP;
+	if (stat(path, &st))
+		return -errno;
+	for (i = 0; i < (unsigned)p->npg_bins; i++)
+		if (p->pg_bins[i].st_dev == st.st_dev &&
+		    p->pg_bins[i].st_ino == st.st_ino)
+			return 0;
+	if (p->npg_bins >= (int)(sizeof(p->pg_bins) / sizeof(p->pg_bins[0])))
+		return -ENOSPC;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		prog = bpf_object__find_program_by_name(p->pg->obj,
+							map[i].prog);
+		if (!prog)
+			continue;
+		link = bpf_program__attach_usdt(prog, -1, path, "postgresql",
+						map[i].probe, NULL);
+		err = libbpf_get_error(link);
+		if (err) {
+			snprintf(g->error, sizeof(g->error),
+				 "%s: USDT postgresql:%s not attached: %s (a postgres built without --enable-dtrace, or stripped)",
+				 path, map[i].probe, strerror(-err));
+			log_warn("probe group %s: %s", g->name, g->error);
+			return err;
+		}
+		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+			p->links[p->nlinks++] = link;
+		n++;
+	}
+	p->pg_bins[p->npg_bins++] = st;
+	g->nprogs += n;
+	g->attached = 1;
+	g->error[0] = '\0';
+	log_info("attached %d PostgreSQL USDT probes to %s", n, path);
+	return 1;
+}
+
 void probes_profile_fds(struct probes *p, struct profile_fds *out)
 {
 	if (!p->profile || !p->groups[PG_PROFILE].attached) {
@@ -255,6 +348,7 @@ void probes_offcpu_put(struct probes *p)
 	if (p->offcpu_refs <= 0 || --p->offcpu_refs > 0)
 		return;
 	bpf_link__destroy(p->offcpu_link);
+	pgusdt_bpf__destroy(p->pg);
 	p->offcpu_link = NULL;
 }
 
@@ -283,6 +377,10 @@ int probes_open(struct probes **out, pid_t self,
 		"profile", "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",
 		0
 	};
+	p->groups[PG_POSTGRES] = (struct probe_group){
+		"postgres", "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found",
+		0
+	};
 	p->groups[PG_L7] = (struct probe_group){
 		"http", "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
 		0
@@ -309,6 +407,8 @@ int probes_open(struct probes **out, pid_t self,
 		OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7);
 	if (wanted(cfg, PG_PROFILE))
 		open_profile(p, self, cfg);
+	if (wanted(cfg, PG_POSTGRES))
+		open_pg(p, self);
 
 	for (i = 0; i < PG_MAX; i++)
 		if (!wanted(cfg, i))
@@ -336,6 +436,7 @@ void probes_close(struct probes *p)
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
 	bpf_link__destroy(p->offcpu_link);
+	pgusdt_bpf__destroy(p->pg);
 	profile_bpf__destroy(p->profile);
 	l7_bpf__destroy(p->l7);
 	sched_bpf__destroy(p->sched);
@@ -404,17 +505,18 @@ const struct probe_group *probes_groups(struct probes *p, int *n)
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max)
 {
-	struct bpf_object *objs[5] = { p->proc ? p->proc->obj : NULL,
+	struct bpf_object *objs[6] = { p->proc ? p->proc->obj : NULL,
 				       p->tcp ? p->tcp->obj : NULL,
 				       p->sched ? p->sched->obj : NULL,
 				       p->l7 ? p->l7->obj : NULL,
-				       p->profile ? p->profile->obj : NULL };
+				       p->profile ? p->profile->obj : NULL,
+				       p->pg ? p->pg->obj : NULL };
 	struct bpf_prog_info info;
 	struct bpf_program *prog;
 	uint32_t ilen;
 	int i, n = 0, fd;
 
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < 6; i++) {
 		if (!objs[i])
 			continue;
 		bpf_object__for_each_program(prog, objs[i]) {

@@ -20,6 +20,7 @@ enum probe_group_id {
 	PG_SCHED,
 	PG_L7,
 	PG_PROFILE,
+	PG_POSTGRES,
 	PG_MAX
 };
 
@@ -65,6 +66,12 @@ void probes_profile_fds(struct probes *p, struct profile_fds *out);
  * only while wanted. Reference counted; 0 or -errno. */
 int probes_offcpu_get(struct probes *p);
 void probes_offcpu_put(struct probes *p);
+/*
+ * PostgreSQL USDT probes are attached per postgres binary (all its
+ * processes, present and future). Returns 1 if newly attached, 0 if that
+ * binary already was, -errno on failure (the group's error says why).
+ */
+int probes_pg_attach(struct probes *p, const char *binary_path);
 /* Names and ids of the loaded BPF programs (for bench and debugging). */
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max);

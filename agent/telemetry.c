@@ -34,6 +34,9 @@ struct telemetry {
 	struct metric_family *tcp_retrans;
 	struct metric_family *tcp_conn_dur;
 	struct metric_family *cpu_time;
+	struct metric_family *pg_tx;
+	struct metric_family *pg_buf;
+	struct metric_family *pg_deadlocks;
 	struct metric_family *runq;
 	struct metric_family *rss;
 	struct metric_family *nprocs;
@@ -54,6 +57,10 @@ struct telemetry {
 static const char *const L_SERVICE[] = { "service_name", NULL };
 static const char *const L_SERVICE_DIR[] = { "service_name", "direction",
 					     NULL };
+static const char *const L_SERVICE_OUTCOME[] = { "service_name", "outcome",
+						 NULL };
+static const char *const L_SERVICE_RESULT[] = { "service_name", "result",
+						NULL };
 
 static struct metric_family *fam(struct telemetry *t, const char *name,
 				 enum metric_kind kind, const char *help,
@@ -74,6 +81,7 @@ static int register_all(struct telemetry *t)
 		&t->tcp_connect_dur, &t->tcp_sent, &t->tcp_received,
 		&t->tcp_rtt, &t->tcp_retrans, &t->tcp_conn_dur,
 		&t->cpu_time, &t->runq, &t->rss, &t->nprocs,
+		&t->pg_tx, &t->pg_buf, &t->pg_deadlocks,
 		&t->node_cpu, &t->node_mem, &t->self_lost, &t->self_map_full,
 		&t->self_overflow, &t->self_events, &t->self_procs,
 		&t->self_stack_lost,
@@ -118,6 +126,16 @@ static int register_all(struct telemetry *t)
 	t->cpu_time = fam(t, "process_cpu_time_seconds_total", METRIC_COUNTER,
 			  "CPU time spent on-CPU by the service's processes (all threads).",
 			  L_SERVICE, 0);
+	t->pg_tx = fam(t, "katascope_pg_transactions_total", METRIC_COUNTER,
+		       "PostgreSQL transactions ended in the server, by outcome (commit, abort) (USDT).",
+		       L_SERVICE_OUTCOME, 0);
+	t->pg_buf = fam(t, "katascope_pg_buffer_reads_total", METRIC_COUNTER,
+			"PostgreSQL shared-buffer reads by result: hit (found in shared buffers) or miss (read from the OS) (USDT buffer__read__done).",
+			L_SERVICE_RESULT, 0);
+	t->pg_deadlocks = fam(t, "katascope_pg_deadlocks_total",
+			      METRIC_COUNTER,
+			      "Deadlocks PostgreSQL detected (USDT deadlock__found).",
+			      L_SERVICE, 0);
 	t->runq = fam(t, "katascope_runqueue_latency_seconds",
 		      METRIC_HISTOGRAM,
 		      "Time threads of the service spent runnable but waiting for a CPU.",
@@ -246,6 +264,28 @@ void telemetry_fold_pid(struct telemetry *t, struct proc_entry *e,
 		metric_add(t->tcp_retrans, svc, (double)v);
 	if ((v = d(now->oncpu_ns, l->oncpu_ns)))
 		metric_add(t->cpu_time, svc, (double)v * NS);
+	if ((v = d(now->pg_commits, l->pg_commits))) {
+		const char *lv[] = { e->service, "commit" };
+
+		metric_add(t->pg_tx, lv, (double)v);
+	}
+	if ((v = d(now->pg_aborts, l->pg_aborts))) {
+		const char *lv[] = { e->service, "abort" };
+
+		metric_add(t->pg_tx, lv, (double)v);
+	}
+	if ((v = d(now->pg_buf_hits, l->pg_buf_hits))) {
+		const char *lv[] = { e->service, "hit" };
+
+		metric_add(t->pg_buf, lv, (double)v);
+	}
+	if ((v = d(now->pg_buf_reads, l->pg_buf_reads))) {
+		const char *lv[] = { e->service, "miss" };
+
+		metric_add(t->pg_buf, lv, (double)v);
+	}
+	if ((v = d(now->pg_deadlocks, l->pg_deadlocks)))
+		metric_add(t->pg_deadlocks, svc, (double)v);
 	fold_hist(t->tcp_connect_dur, svc, now->connect_lat, l->connect_lat,
 		  now->connect_lat_sum_ns, l->connect_lat_sum_ns);
 	fold_hist(t->runq, svc, now->runq_lat, l->runq_lat,
@@ -441,7 +481,8 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 {
 	static const char *const types[] = { NULL,	  "exec",
 					     "exit",	  "fork",
-					     "tcp_close", "l7" };
+					     "tcp_close", "l7",
+					     "postgres" };
 	const char *m_pid[] = { "pid_stats" }, *m_socks[] = { "socks" },
 		   *m_conns[] = { "conns" }, *m_samples[] = { "profile_samples" };
 	struct rusage ru;
@@ -461,7 +502,7 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 		    (double)st->drops[KS_DROP_STACK_COLLISION]);
 	set_counter(t->self_overflow, NULL,
 		    (double)metric_registry_overflows(t->reg));
-	for (i = KS_EV_EXEC; i <= KS_EV_L7; i++) {
+	for (i = KS_EV_EXEC; i <= KS_EV_PG; i++) {
 		const char *lv[] = { types[i] };
 
 		set_counter(t->self_events, lv, (double)st->events[i]);

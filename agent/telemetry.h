@@ -21,7 +21,7 @@ struct telemetry;
 
 struct self_stats {
 	uint64_t drops[KS_DROP_MAX];
-	uint64_t events[KS_EV_L7 + 1];
+	uint64_t events[KS_EV_PG + 1];
 	uint64_t proctab_dropped;
 	unsigned processes;
 };

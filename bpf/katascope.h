@@ -34,6 +34,7 @@ enum ks_event_type {
 	KS_EV_FORK = 3,
 	KS_EV_TCP_CLOSE = 4,
 	KS_EV_L7 = 5,
+	KS_EV_PG = 6,
 };
 
 struct ks_event_hdr {
@@ -161,6 +162,32 @@ struct ks_pid_stats {
 	__u64 oncpu_ns;
 	__u64 runq_lat_sum_ns;
 	__u64 runq_lat[KS_LAT_BUCKETS];
+	/* PostgreSQL server processes (USDT) */
+	__u64 pg_commits;
+	__u64 pg_aborts;
+	__u64 pg_buf_hits; /* buffer__read__done with found */
+	__u64 pg_buf_reads; /* ... not found: read from disk/OS cache */
+	__u64 pg_deadlocks;
+};
+
+/*
+ * PostgreSQL server-side events from its USDT probes: one record per
+ * statement (query__start to query__done, with the time spent in parse,
+ * plan and execute inside it) and one per lock wait. Counters (commits,
+ * buffer hits) stay in pid_stats.
+ */
+enum ks_pg_kind {
+	KS_PG_STATEMENT = 1,
+	KS_PG_LOCK_WAIT = 2,
+};
+
+struct ks_pg_event {
+	struct ks_event_hdr hdr;
+	__u32 kind;
+	__u32 len; /* bytes of query text in data */
+	__u64 duration_ns;
+	__u64 parse_ns, plan_ns, execute_ns;
+	__u8 data[KS_L7_DATA]; /* the statement's first bytes */
 };
 
 /*

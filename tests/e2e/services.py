@@ -34,14 +34,24 @@ class Postgres:
                                      "UTF8", "--no-sync"]),
                        check=True, capture_output=True)
         self.log = open(os.path.join(self.dir, "log"), "w+")
-        run_env = dict(os.environ)
-        run_env.update(env or {})
+        self.data = data
+        self.run_env = dict(os.environ)
+        self.run_env.update(env or {})
+        self._start()
+
+    def _start(self):
         self.proc = subprocess.Popen(
-            _as_postgres([PG_BIN + "/postgres", "-D", data, "-p",
+            _as_postgres([PG_BIN + "/postgres", "-D", self.data, "-p",
                           str(self.port), "-k", self.dir, "-c",
                           "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
-            env=run_env, stdout=self.log, stderr=subprocess.STDOUT)
+            env=self.run_env, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
+
+    def restart(self):
+        """Stop and start the server: shared buffers start empty."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        self._start()
 
     def _wait_ready(self, timeout=30):
         deadline = time.time() + timeout
