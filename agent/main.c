@@ -64,20 +64,27 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* A postgres binary: attach the USDT probes to it (once per binary). */
-static void maybe_postgres(struct agent *a, const char *path)
+/*
+ * Runtimes with probes of their own: PostgreSQL (USDT) and Node.js
+ * (uprobes), attached once per binary, found through /proc/PID/exe so that
+ * binaries inside containers resolve too.
+ */
+static void maybe_runtime(struct agent *a, int pid, const char *path)
 {
 	const char *base = strrchr(path, '/');
+	char exe[64];
 
 	base = base ? base + 1 : path;
-	if (strcmp(base, "postgres") && strcmp(base, "postmaster"))
-		return;
-	probes_pg_attach(a->probes, path);
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
+	if (!strcmp(base, "postgres") || !strcmp(base, "postmaster"))
+		probes_pg_attach(a->probes, exe);
+	else if (!strcmp(base, "node") || !strcmp(base, "nodejs"))
+		probes_node_attach(a->probes, exe);
 }
 
-static void attach_running_postgres(struct proc_entry *e, void *arg)
+static void attach_running_runtimes(struct proc_entry *e, void *arg)
 {
-	maybe_postgres(arg, e->exe);
+	maybe_runtime(arg, e->pid, e->exe);
 }
 
 static int on_event(void *ctx, void *data, size_t len)
@@ -106,7 +113,7 @@ static int on_event(void *ctx, void *data, size_t len)
 						      "");
 			proctab_on_exec(a->procs, (int)h->pid, (int)ex->ppid,
 					ex->comm, ex->filename, env);
-			maybe_postgres(a, ex->filename);
+			maybe_runtime(a, (int)h->pid, ex->filename);
 		}
 		break;
 	case KS_EV_FORK:
@@ -301,7 +308,7 @@ static int start(struct agent *a, char *msg, size_t len)
 			 strerror(-n));
 		return n;
 	}
-	proctab_foreach(a->procs, attach_running_postgres, a);
+	proctab_foreach(a->procs, attach_running_runtimes, a);
 	publish_health(a);
 	log_info("listening on http://%s:%d (/metrics, /healthz), %d processes",
 		 a->opt.listen_host, a->opt.listen_port, n);

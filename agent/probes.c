@@ -19,6 +19,7 @@
 #include "proc.skel.h"
 #include "sched.skel.h"
 #include "l7.skel.h"
+#include "node.skel.h"
 #include "pgusdt.skel.h"
 #include "profile.skel.h"
 #include "tcp.skel.h"
@@ -32,6 +33,9 @@ struct probes {
 	struct pgusdt_bpf *pg;
 	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
 	int npg_bins;
+	struct node_bpf *node;
+	struct stat node_bins[16];
+	int nnode_bins;
 	struct bpf_link *offcpu_link;
 	int offcpu_refs;
 	struct ring_buffer *rb;
@@ -313,6 +317,101 @@ int probes_pg_attach(struct probes *p, const char *path)
 	return 1;
 }
 
+static void open_node(struct probes *p, pid_t self)
+{
+	struct probe_group *g = &p->groups[PG_NODE];
+	int err;
+
+	p->node = node_bpf__open();
+	if (!p->node) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->node->rodata->self_tgid = (uint32_t)self;
+	err = reuse_shared(p, p->node->maps.events, p->node->maps.pid_stats,
+			   p->node->maps.drops);
+	if (!err)
+		err = node_bpf__load(p->node);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	snprintf(g->error, sizeof(g->error),
+		 "no node binary seen yet (attached when one runs)");
+}
+
+static int seen_binary(struct stat *bins, int n, const struct stat *st)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (bins[i].st_dev == st->st_dev &&
+		    bins[i].st_ino == st->st_ino)
+			return 1;
+	return 0;
+}
+
+int probes_node_attach(struct probes *p, const char *path)
+{
+	static const struct {
+		const char *prog, *func;
+		int ret;
+	} map[] = {
+		{ "handle_uv_poll_enter", "uv__io_poll", 0 },
+		{ "handle_uv_poll_exit", "uv__io_poll", 1 },
+		{ "handle_gc_enter",
+		  "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE",
+		  0 },
+		{ "handle_gc_exit",
+		  "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE",
+		  1 },
+	};
+	struct probe_group *g = &p->groups[PG_NODE];
+	struct bpf_link *links[4];
+	struct stat st;
+	unsigned i;
+	int err;
+
+	if (!p->node)
+		return -ENOTSUP;
+	if (stat(path, &st))
+		return -errno;
+	if (seen_binary(p->node_bins, p->nnode_bins, &st))
+		return 0;
+	if (p->nnode_bins >= 16)
+		return -ENOSPC;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = map[i].func,
+			    .retprobe = map[i].ret != 0);
+		struct bpf_program *prog =
+			bpf_object__find_program_by_name(p->node->obj,
+							 map[i].prog);
+
+		links[i] = bpf_program__attach_uprobe_opts(prog, -1, path, 0,
+							   &uo);
+		err = libbpf_get_error(links[i]);
+		if (err) {
+			while (i > 0)
+				bpf_link__destroy(links[--i]);
+			snprintf(g->error, sizeof(g->error),
+				 "%s: symbol %s not usable: %s", path,
+				 map[i].func, strerror(-err));
+			log_warn("probe group %s: %s", g->name, g->error);
+			p->node_bins[p->nnode_bins++] = st; /* do not retry */
+			return err;
+		}
+	}
+	for (i = 0; i < 4; i++)
+		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+			p->links[p->nlinks++] = links[i];
+	p->node_bins[p->nnode_bins++] = st;
+	g->nprogs += 4;
+	g->attached = 1;
+	g->error[0] = '\0';
+	log_info("attached Node.js event-loop and GC probes to %s", path);
+	return 1;
+}
+
 void probes_profile_fds(struct probes *p, struct profile_fds *out)
 {
 	if (!p->profile || !p->groups[PG_PROFILE].attached) {
@@ -349,6 +448,7 @@ void probes_offcpu_put(struct probes *p)
 		return;
 	bpf_link__destroy(p->offcpu_link);
 	pgusdt_bpf__destroy(p->pg);
+	node_bpf__destroy(p->node);
 	p->offcpu_link = NULL;
 }
 
@@ -381,6 +481,10 @@ int probes_open(struct probes **out, pid_t self,
 		"postgres", "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found",
 		0
 	};
+	p->groups[PG_NODE] = (struct probe_group){
+		"node", "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
+		0
+	};
 	p->groups[PG_L7] = (struct probe_group){
 		"http", "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
 		0
@@ -409,6 +513,8 @@ int probes_open(struct probes **out, pid_t self,
 		open_profile(p, self, cfg);
 	if (wanted(cfg, PG_POSTGRES))
 		open_pg(p, self);
+	if (wanted(cfg, PG_NODE))
+		open_node(p, self);
 
 	for (i = 0; i < PG_MAX; i++)
 		if (!wanted(cfg, i))
@@ -437,6 +543,7 @@ void probes_close(struct probes *p)
 		bpf_link__destroy(p->links[--p->nlinks]);
 	bpf_link__destroy(p->offcpu_link);
 	pgusdt_bpf__destroy(p->pg);
+	node_bpf__destroy(p->node);
 	profile_bpf__destroy(p->profile);
 	l7_bpf__destroy(p->l7);
 	sched_bpf__destroy(p->sched);
@@ -505,7 +612,7 @@ const struct probe_group *probes_groups(struct probes *p, int *n)
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max)
 {
-	struct bpf_object *objs[6] = { p->proc ? p->proc->obj : NULL,
+	struct bpf_object *objs[7] = { p->node ? p->node->obj : NULL, p->proc ? p->proc->obj : NULL,
 				       p->tcp ? p->tcp->obj : NULL,
 				       p->sched ? p->sched->obj : NULL,
 				       p->l7 ? p->l7->obj : NULL,
@@ -516,7 +623,7 @@ int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 	uint32_t ilen;
 	int i, n = 0, fd;
 
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < 7; i++) {
 		if (!objs[i])
 			continue;
 		bpf_object__for_each_program(prog, objs[i]) {

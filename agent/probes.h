@@ -21,6 +21,7 @@ enum probe_group_id {
 	PG_L7,
 	PG_PROFILE,
 	PG_POSTGRES,
+	PG_NODE,
 	PG_MAX
 };
 
@@ -72,6 +73,8 @@ void probes_offcpu_put(struct probes *p);
  * binary already was, -errno on failure (the group's error says why).
  */
 int probes_pg_attach(struct probes *p, const char *binary_path);
+/* The same for a node binary: event loop and GC uprobes. */
+int probes_node_attach(struct probes *p, const char *binary_path);
 /* Names and ids of the loaded BPF programs (for bench and debugging). */
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max);

@@ -34,6 +34,14 @@ struct telemetry {
 	struct metric_family *tcp_retrans;
 	struct metric_family *tcp_conn_dur;
 	struct metric_family *cpu_time;
+	struct metric_family *loop_util;
+	struct metric_family *loop_busy;
+	struct metric_family *gc;
+	struct loop_acc {
+		char service[PI_NAME_LEN];
+		uint64_t busy, idle;
+	} loops[64];
+	unsigned nloops;
 	struct metric_family *pg_tx;
 	struct metric_family *pg_buf;
 	struct metric_family *pg_deadlocks;
@@ -61,6 +69,8 @@ static const char *const L_SERVICE_OUTCOME[] = { "service_name", "outcome",
 						 NULL };
 static const char *const L_SERVICE_RESULT[] = { "service_name", "result",
 						NULL };
+static const char *const L_SERVICE_GCTYPE[] = { "service_name", "v8js_gc_type",
+						NULL };
 
 static struct metric_family *fam(struct telemetry *t, const char *name,
 				 enum metric_kind kind, const char *help,
@@ -82,6 +92,7 @@ static int register_all(struct telemetry *t)
 		&t->tcp_rtt, &t->tcp_retrans, &t->tcp_conn_dur,
 		&t->cpu_time, &t->runq, &t->rss, &t->nprocs,
 		&t->pg_tx, &t->pg_buf, &t->pg_deadlocks,
+		&t->loop_util, &t->loop_busy, &t->gc,
 		&t->node_cpu, &t->node_mem, &t->self_lost, &t->self_map_full,
 		&t->self_overflow, &t->self_events, &t->self_procs,
 		&t->self_stack_lost,
@@ -126,6 +137,17 @@ static int register_all(struct telemetry *t)
 	t->cpu_time = fam(t, "process_cpu_time_seconds_total", METRIC_COUNTER,
 			  "CPU time spent on-CPU by the service's processes (all threads).",
 			  L_SERVICE, 0);
+	t->loop_util = fam(t, "nodejs_eventloop_utilization_ratio",
+			   METRIC_GAUGE,
+			   "Share of the last refresh interval the Node.js event loop spent outside uv__io_poll (running callbacks), 0..1.",
+			   L_SERVICE, 0);
+	t->loop_busy = fam(t, "katascope_nodejs_eventloop_iteration_busy_seconds",
+			   METRIC_HISTOGRAM,
+			   "Busy time of each event-loop iteration (from leaving uv__io_poll to entering it again): what blocks the loop.",
+			   L_SERVICE, 1);
+	t->gc = fam(t, "v8js_gc_duration_seconds", METRIC_HISTOGRAM,
+		    "V8 garbage-collection pauses (Heap::CollectGarbage), by type: minor (scavenge) or major (mark-compact).",
+		    L_SERVICE_GCTYPE, 1);
 	t->pg_tx = fam(t, "katascope_pg_transactions_total", METRIC_COUNTER,
 		       "PostgreSQL transactions ended in the server, by outcome (commit, abort) (USDT).",
 		       L_SERVICE_OUTCOME, 0);
@@ -240,6 +262,45 @@ static void fold_hist(struct metric_family *f, const char *const *lv,
 					(double)d(sum_now, sum_last) * NS);
 }
 
+/* Event-loop time of this refresh, summed per service for the gauge. */
+static void loop_account(struct telemetry *t, const char *service,
+			 uint64_t busy, uint64_t idle)
+{
+	unsigned i;
+
+	if (!busy && !idle)
+		return;
+	for (i = 0; i < t->nloops; i++)
+		if (!strcmp(t->loops[i].service, service))
+			break;
+	if (i == t->nloops) {
+		if (t->nloops == sizeof(t->loops) / sizeof(t->loops[0]))
+			return;
+		snprintf(t->loops[i].service, sizeof(t->loops[i].service),
+			 "%s", service);
+		t->loops[i].busy = t->loops[i].idle = 0;
+		t->nloops++;
+	}
+	t->loops[i].busy += busy;
+	t->loops[i].idle += idle;
+}
+
+static void refresh_loops(struct telemetry *t)
+{
+	unsigned i;
+
+	/* A loop with no poll return this interval keeps its last value. */
+	for (i = 0; i < t->nloops; i++) {
+		const char *lv[] = { t->loops[i].service };
+		uint64_t all = t->loops[i].busy + t->loops[i].idle;
+
+		if (all)
+			metric_set(t->loop_util, lv,
+				   (double)t->loops[i].busy / (double)all);
+	}
+	t->nloops = 0;
+}
+
 void telemetry_fold_pid(struct telemetry *t, struct proc_entry *e,
 			const struct ks_pid_stats *now)
 {
@@ -286,6 +347,19 @@ void telemetry_fold_pid(struct telemetry *t, struct proc_entry *e,
 	}
 	if ((v = d(now->pg_deadlocks, l->pg_deadlocks)))
 		metric_add(t->pg_deadlocks, svc, (double)v);
+	{
+		const char *minor[] = { e->service, "minor" };
+		const char *major[] = { e->service, "major" };
+
+		fold_hist(t->loop_busy, svc, now->loop_busy, l->loop_busy,
+			  now->loop_busy_sum_ns, l->loop_busy_sum_ns);
+		fold_hist(t->gc, minor, now->gc_minor, l->gc_minor,
+			  now->gc_minor_sum_ns, l->gc_minor_sum_ns);
+		fold_hist(t->gc, major, now->gc_major, l->gc_major,
+			  now->gc_major_sum_ns, l->gc_major_sum_ns);
+	}
+	loop_account(t, e->service, d(now->loop_busy_ns, l->loop_busy_ns),
+		     d(now->loop_idle_ns, l->loop_idle_ns));
 	fold_hist(t->tcp_connect_dur, svc, now->connect_lat, l->connect_lat,
 		  now->connect_lat_sum_ns, l->connect_lat_sum_ns);
 	fold_hist(t->runq, svc, now->runq_lat, l->runq_lat,
@@ -525,6 +599,7 @@ void telemetry_refresh(struct telemetry *t, struct proctab *pt,
 {
 	refresh_services(t, pt);
 	metric_registry_lock(t->reg);
+	refresh_loops(t);
 	refresh_node(t);
 	refresh_self(t, self);
 	metric_registry_unlock(t->reg);

@@ -168,6 +168,15 @@ struct ks_pid_stats {
 	__u64 pg_buf_hits; /* buffer__read__done with found */
 	__u64 pg_buf_reads; /* ... not found: read from disk/OS cache */
 	__u64 pg_deadlocks;
+	/* Node.js (uprobes on libuv and V8) */
+	__u64 loop_busy_ns; /* event loop outside uv__io_poll */
+	__u64 loop_idle_ns; /* ... inside it (waiting for I/O) */
+	__u64 loop_busy_sum_ns;
+	__u64 loop_busy[KS_LAT_BUCKETS]; /* busy time per loop iteration */
+	__u64 gc_minor_sum_ns;
+	__u64 gc_minor[KS_LAT_BUCKETS]; /* scavenges */
+	__u64 gc_major_sum_ns;
+	__u64 gc_major[KS_LAT_BUCKETS]; /* mark-compact */
 };
 
 /*

@@ -31,13 +31,14 @@ def main():
     with ks.Agent() as agent:
         h = agent.health
         names = {g["name"]: g for g in h["groups"]}
-        r.eq(sorted(names), ["http", "postgres", "process", "profile",
-                             "sched", "tcp"], "probe groups listed")
+        r.eq(sorted(names), ["http", "node", "postgres", "process",
+                             "profile", "sched", "tcp"], "probe groups listed")
         for g in names.values():
-            if g["name"] == "postgres" and not g["attached"]:
-                # Attached when a postgres binary runs; until then it says so.
-                r.check("no postgres binary seen yet" in g["error"],
-                        "group postgres waits for a postgres: %s" % g["error"])
+            if g["name"] in ("postgres", "node") and not g["attached"]:
+                # Attached when such a binary runs; until then it says so.
+                r.check("binary seen yet" in g["error"],
+                        "group %s waits for its binary: %s" % (g["name"],
+                                                               g["error"]))
                 continue
             r.check(g["attached"] and g["programs"] > 0 and not g["error"],
                     "group %s attached (%d programs)" % (g["name"],
