@@ -15,7 +15,7 @@ def doc_metrics():
     path = os.path.join(ks.SRC, "docs", "metrics.md")
     rows = {}
     for line in open(path):
-        m = re.match(r"^\| `([a-z_:]+)` \| (counter|gauge|histogram) \|", line)
+        m = re.match(r"^\| `([a-z0-9_:]+)` \| (counter|gauge|histogram) \|", line)
         if m:
             rows[m.group(1)] = m.group(2)
     return rows
