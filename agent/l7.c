@@ -234,7 +234,9 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 		return;
 	} else {
 		const char *lv[] = { e->service, r->method, r->route,
-				     status,	 port,	    "http" };
+				     status,	 port,
+				     ev->flags & KS_L7_F_TLS ? "https" :
+							       "http" };
 		double d = ev->end_ns > p->start_ns ?
 				   (double)(ev->end_ns - p->start_ns) * 1e-9 :
 				   0;

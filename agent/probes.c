@@ -80,6 +80,10 @@ static int attach_all(struct probes *p, struct bpf_object *obj,
 	int err;
 
 	bpf_object__for_each_program(prog, obj) {
+		/* Uprobes attach per binary, when one is found. */
+		if (!strncmp(bpf_program__section_name(prog), "uprobe", 6) ||
+		    !strncmp(bpf_program__section_name(prog), "uretprobe", 9))
+			continue;
 		link = bpf_program__attach(prog);
 		err = libbpf_get_error(link);
 		if (err) {
@@ -351,6 +355,56 @@ static int seen_binary(struct stat *bins, int n, const struct stat *st)
 	return 0;
 }
 
+/*
+ * OpenSSL linked into the binary: the plaintext of TLS connections goes
+ * through the same HTTP parsing as plain sockets (url_scheme https).
+ * Reported in the http group's text; a binary without the symbols only
+ * loses HTTPS.
+ */
+static void attach_ssl(struct probes *p, const char *path)
+{
+	static const struct {
+		const char *prog, *func;
+		int ret;
+	} map[] = {
+		{ "handle_ssl_read_enter", "SSL_read", 0 },
+		{ "handle_ssl_read_exit", "SSL_read", 1 },
+		{ "handle_ssl_read_ex_enter", "SSL_read_ex", 0 },
+		{ "handle_ssl_read_ex_exit", "SSL_read_ex", 1 },
+		{ "handle_ssl_write_enter", "SSL_write", 0 },
+		{ "handle_ssl_write_exit", "SSL_write", 1 },
+		{ "handle_ssl_write_ex_enter", "SSL_write_ex", 0 },
+		{ "handle_ssl_write_ex_exit", "SSL_write_ex", 1 },
+	};
+	struct probe_group *g = &p->groups[PG_L7];
+	struct bpf_link *link;
+	unsigned i;
+	int err, n = 0;
+
+	if (!p->l7 || !g->attached)
+		return;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = map[i].func,
+			    .retprobe = map[i].ret != 0);
+		struct bpf_program *prog = bpf_object__find_program_by_name(
+			p->l7->obj, map[i].prog);
+
+		link = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &uo);
+		err = libbpf_get_error(link);
+		if (err) {
+			log_warn("HTTPS in %s not traced: %s: %s", path,
+				 map[i].func, strerror(-err));
+			continue;
+		}
+		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+			p->links[p->nlinks++] = link;
+		n++;
+	}
+	g->nprogs += n;
+	if (n)
+		log_info("attached %d OpenSSL probes to %s (HTTPS)", n, path);
+}
+
 int probes_node_attach(struct probes *p, const char *path)
 {
 	static const struct {
@@ -409,6 +463,7 @@ int probes_node_attach(struct probes *p, const char *path)
 	g->attached = 1;
 	g->error[0] = '\0';
 	log_info("attached Node.js event-loop and GC probes to %s", path);
+	attach_ssl(p, path);
 	return 1;
 }
 

@@ -124,6 +124,7 @@ enum ks_l7_proto {
 };
 
 #define KS_L7_F_END_GUESSED 0x1 /* end taken from the last write seen */
+#define KS_L7_F_TLS 0x2 /* plaintext of a TLS connection (SSL_read/write) */
 
 struct ks_l7_event {
 	struct ks_event_hdr hdr; /* hdr.ts_ns: when the record was made */

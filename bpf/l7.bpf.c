@@ -52,7 +52,8 @@ struct l7_conn {
 	__u8 proto; /* client protocol */
 	__u8 family;
 	__u8 resp_started; /* client: the answer's first bytes were read */
-	__u8 pad[3];
+	__u8 tls; /* plaintext seen through OpenSSL, keyed by the SSL object */
+	__u8 pad[2];
 	__u64 expect_total;
 	__u64 written; /* server: response bytes written; client: answer
 			* bytes read */
@@ -95,6 +96,24 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch_buf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* thread id */
+	__type(value, __u32); /* fd of its last socket read */
+} last_read_fd SEC(".maps");
+
+struct ssl_args {
+	__u64 ssl, buf, nptr; /* nptr: *_ex functions' size_t out-parameter */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ssl_args);
+} ssl_inflight SEC(".maps");
 
 static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
 {
@@ -191,7 +210,7 @@ static __always_inline void fill(struct ks_l7_event *e, struct l7_conn *c,
 	e->rport = c->rport;
 	e->proto = c->proto;
 	e->family = c->family;
-	e->flags = flags;
+	e->flags = flags | (c->tls ? KS_L7_F_TLS : 0);
 	__builtin_memcpy(e->raddr, c->raddr, sizeof(e->raddr));
 	__builtin_memcpy(e->sqlstate, c->sqlstate, sizeof(e->sqlstate));
 	e->len = 0;
@@ -700,11 +719,17 @@ static __always_inline int exit_read(long ret)
 {
 	struct l7_conn *c;
 	struct io_args a;
+	__u32 tid;
 	__u64 key;
 
 	c = exit_conn(ret, &key, &a);
-	if (c)
-		on_read(c, key, (const void *)a.buf, ret, bpf_ktime_get_ns());
+	if (!c)
+		return 0;
+	/* A TLS library reading through a memory BIO decrypts on this
+	 * thread next: its SSL object learns the socket from here. */
+	tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&last_read_fd, &tid, &a.fd, BPF_ANY);
+	on_read(c, key, (const void *)a.buf, ret, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -862,6 +887,134 @@ SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int handle_sendfile_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return exit_write(ctx->ret);
+}
+
+/* ---- TLS plaintext: uprobes on OpenSSL in the process's binary ------ */
+
+/* The connection of an SSL object: its own key (high bit set, so never an
+ * fd), its addresses taken from the socket this thread read last. */
+static __always_inline struct l7_conn *ssl_conn_of(__u32 tgid, __u64 ssl,
+						   __u64 *key)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid(), *fd;
+	struct l7_conn *c, fresh = {}, *sock;
+	__u64 skey;
+
+	*key = conn_key(tgid, 0x80000000U | (__u32)((ssl >> 4) & 0x7fffffff));
+	c = bpf_map_lookup_elem(&conns, key);
+	if (c)
+		return c;
+	fresh.kind = CK_TCP;
+	fresh.tls = 1;
+	fd = bpf_map_lookup_elem(&last_read_fd, &tid);
+	if (fd) {
+		skey = conn_key(tgid, *fd);
+		sock = bpf_map_lookup_elem(&conns, &skey);
+		if (sock) {
+			fresh.lport = sock->lport;
+			fresh.rport = sock->rport;
+			fresh.family = sock->family;
+			__builtin_memcpy(fresh.raddr, sock->raddr,
+					 sizeof(fresh.raddr));
+		}
+	}
+	if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY))
+		count_drop(KS_DROP_L7_CONNS_FULL);
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, int ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_args a = {};
+
+	if ((__u32)(id >> 32) == self_tgid)
+		return 0;
+	a.ssl = PT_REGS_PARM1(ctx);
+	a.buf = PT_REGS_PARM2(ctx);
+	a.nptr = ex ? PT_REGS_PARM4(ctx) : 0;
+	bpf_map_update_elem(&ssl_inflight, &id, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int ssl_exit(struct pt_regs *ctx, int write)
+{
+	__u64 id = bpf_get_current_pid_tgid(), key, n = 0;
+	long rc = PT_REGS_RC(ctx);
+	struct io_args io = {};
+	struct ssl_args *a;
+	struct l7_conn *c;
+
+	a = bpf_map_lookup_elem(&ssl_inflight, &id);
+	if (!a)
+		return 0;
+	if (a->nptr) {
+		if (rc == 1)
+			bpf_probe_read_user(&n, sizeof(n), (void *)a->nptr);
+	} else if (rc > 0) {
+		n = rc;
+	}
+	if (n > 0 && n < (1ULL << 31)) {
+		c = ssl_conn_of(id >> 32, a->ssl, &key);
+		if (c && !write) {
+			on_read(c, key, (const void *)a->buf, (long)n,
+				bpf_ktime_get_ns());
+		} else if (c) {
+			io.buf = a->buf;
+			io.op = IO_WRITE;
+			on_write(c, key, &io, (long)n, bpf_ktime_get_ns());
+		}
+	}
+	bpf_map_delete_elem(&ssl_inflight, &id);
+	return 0;
+}
+
+SEC("uprobe")
+int handle_ssl_read_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, 0);
+}
+
+SEC("uretprobe")
+int handle_ssl_read_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, 0);
+}
+
+SEC("uprobe")
+int handle_ssl_read_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, 1);
+}
+
+SEC("uretprobe")
+int handle_ssl_read_ex_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, 0);
+}
+
+SEC("uprobe")
+int handle_ssl_write_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, 0);
+}
+
+SEC("uretprobe")
+int handle_ssl_write_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, 1);
+}
+
+SEC("uprobe")
+int handle_ssl_write_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, 1);
+}
+
+SEC("uretprobe")
+int handle_ssl_write_ex_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, 1);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

@@ -23,9 +23,12 @@
 // With UPSTREAM_PORT set (an HTTP client of another instance):
 //   GET  /proxy?path=P      GET P from the upstream on a fresh connection,
 //                           answers with its status
+// With TLS_CERT and TLS_KEY set (PEM files) it serves HTTPS instead.
 // Prints "ready PORT" once listening.
 'use strict';
 const http = require('http');
+const https = require('https');
+const fs = require('fs');
 
 let pg = null;
 let redis = null;
@@ -86,7 +89,7 @@ async function backend(p, url, res) {
   return true;
 }
 
-const server = http.createServer((req, res) => {
+function handler(req, res) {
   const url = new URL(req.url, 'http://localhost');
   const p = url.pathname;
   if (req.method === 'POST' && p === '/upload') {
@@ -139,7 +142,11 @@ const server = http.createServer((req, res) => {
     res.statusCode = 404;
     res.end('not found');
   }
-});
+}
+const server = process.env.TLS_CERT
+  ? https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT),
+                         key: fs.readFileSync(process.env.TLS_KEY) }, handler)
+  : http.createServer(handler);
 server.keepAliveTimeout = 30000;
 connectBackends().then(() => {
   server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
