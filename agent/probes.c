@@ -502,8 +502,6 @@ void probes_offcpu_put(struct probes *p)
 	if (p->offcpu_refs <= 0 || --p->offcpu_refs > 0)
 		return;
 	bpf_link__destroy(p->offcpu_link);
-	pgusdt_bpf__destroy(p->pg);
-	node_bpf__destroy(p->node);
 	p->offcpu_link = NULL;
 }
 

@@ -26,12 +26,14 @@
  * when the file there is not the mapped one (it was replaced, or is marked
  * "(deleted)") /proc/PID/map_files/<range> is tried, which opens the mapped
  * file itself but needs CAP_SYS_ADMIN. Only regular files are opened. A file
- * that cannot be read is remembered as such for a while so a thousand
- * processes do not each retry it. Each cached file keeps only its sorted
- * symbols (16 bytes each) and their names; libelf reads the symbol and
- * string sections with pread, so nothing stays mapped and no fd stays open.
- * The cache is an LRU bounded by file count and bytes; files a snapshot
- * points at are pinned by a reference count and evicted once forgotten.
+ * that opens but is not usable ELF is remembered as such for a while so a
+ * thousand processes do not each parse it again; a file that does not open
+ * is not, because the cause may be one exiting process. Each cached file keeps
+ * only its sorted symbols (16 bytes each) and their names; libelf reads the
+ * symbol and string sections with pread, so nothing stays mapped and no fd
+ * stays open. The cache is an LRU bounded by file count and bytes; files a
+ * snapshot points at are pinned by a reference count and evicted once
+ * forgotten.
  *
  * JIT frames. Anonymous executable memory is JIT code. node
  * --perf-basic-prof (and other JITs) describe theirs in /tmp/perf-PID.map,
@@ -89,20 +91,20 @@
 #define SYM_MAX_PIDS 4096
 #define SYM_PID_BUCKETS 1024
 #define SYM_ELF_BUCKETS 1024
-#define SYM_MAX_MAPPINGS 8192	       /* executable mappings per pid */
-#define SYM_MAX_ELF_SYMS (4u << 20)    /* symbols kept per file */
+#define SYM_MAX_MAPPINGS 8192	    /* executable mappings per pid */
+#define SYM_MAX_ELF_SYMS (4u << 20) /* symbols kept per file */
 #define SYM_MAX_SECTIONS (1u << 16)
 #define SYM_MAX_LOADS 64
-#define SYM_LOOKBACK 8		       /* enclosing symbols tried */
-#define SYM_FRESH_NS 1000000000ULL      /* snapshot reuse window */
-#define SYM_RETRY_NS 30000000000ULL     /* unreadable file retry */
-#define SYM_PM_MAX_ENTRIES (1u << 20)  /* perf-map entries per pid */
+#define SYM_LOOKBACK 8		      /* enclosing symbols tried */
+#define SYM_FRESH_NS 1000000000ULL    /* snapshot reuse window */
+#define SYM_RETRY_NS 30000000000ULL   /* unreadable file retry */
+#define SYM_PM_MAX_ENTRIES (1u << 20) /* perf-map entries per pid */
 #define SYM_PM_MAX_NAMES ((size_t)64 << 20)
 #define SYM_PM_LINE_MAX 4096
 #define SYM_PM_LOOKBACK 64
 #define SYM_KSYM_MAX (4u << 20)
-#define SYM_KSYM_LAST_SPAN 4096	       /* last kallsyms symbol's assumed size */
-#define SYM_DEMANGLE_MAX 4096	       /* longer names are not demangled */
+#define SYM_KSYM_LAST_SPAN 4096 /* last kallsyms symbol's assumed size */
+#define SYM_DEMANGLE_MAX 4096	/* longer names are not demangled */
 #define SYM_UNKNOWN "[unknown]"
 #define SYM_JIT "[jit]"
 #define DELETED_SUFFIX " (deleted)"
@@ -118,7 +120,7 @@ struct list {
 };
 
 #define container_of(ptr, type, member)                                        \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+	((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void list_init(struct list *h)
 {
@@ -312,7 +314,8 @@ enum map_kind { MAP_FILE, MAP_ANON, MAP_VDSO, MAP_OTHER };
 
 struct mapping {
 	uint64_t start, end, pgoff;
-	struct elf_file *elf; /* NULL when not parsed; referenced for MAP_FILE */
+	struct elf_file
+	    *elf; /* NULL when not parsed; referenced for MAP_FILE */
 	int kind;
 	char module[SYM_MODULE_LEN];
 };
@@ -488,9 +491,9 @@ static int elf_collect(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh,
 		}
 		(*t)[*n].addr = sym.st_value;
 		(*t)[*n].size = sym.st_size;
-		(*t)[*n].limit = secs[sym.st_shndx].end > sym.st_value ?
-					 secs[sym.st_shndx].end :
-					 0;
+		(*t)[*n].limit = secs[sym.st_shndx].end > sym.st_value
+				     ? secs[sym.st_shndx].end
+				     : 0;
 		(*t)[*n].name = name;
 		(*t)[*n].rank = bind_rank(GELF_ST_BIND(sym.st_info));
 		(*n)++;
@@ -516,8 +519,8 @@ static int elf_build(struct elf_file *ef, struct tsym *t, size_t n)
 		end = t[i].addr + t[i].size;
 		if (!t[i].size || end < t[i].addr) {
 			next = i + 1 < m ? t[i + 1].addr : UINT64_MAX;
-			end = t[i].limit && t[i].limit < next ? t[i].limit :
-								next;
+			end =
+			    t[i].limit && t[i].limit < next ? t[i].limit : next;
 			if (end == UINT64_MAX)
 				end = t[i].addr + 1;
 		}
@@ -560,8 +563,8 @@ static int elf_parse(Elf *e, struct elf_file *ef)
 		scn = elf_getscn(e, i);
 		if (!scn || !gelf_getshdr(scn, &sh))
 			continue;
-		secs[i].exec = (sh.sh_flags & SHF_EXECINSTR) &&
-			       (sh.sh_flags & SHF_ALLOC);
+		secs[i].exec =
+		    (sh.sh_flags & SHF_EXECINSTR) && (sh.sh_flags & SHF_ALLOC);
 		if (sh.sh_flags & SHF_ALLOC) {
 			secs[i].addr = sh.sh_addr;
 			secs[i].end = sh.sh_addr + sh.sh_size;
@@ -699,8 +702,8 @@ static int open_mapped(struct symbolizer *s, int pid, const char *path,
 			     path);
 		if (n > 0 && (size_t)n < sizeof(p) && stat(p, &st) == 0 &&
 		    S_ISREG(st.st_mode)) {
-			fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-					     O_NONBLOCK);
+			fd = open(p,
+				  O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 			if (fd >= 0 &&
 			    (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
 				close(fd);
@@ -743,10 +746,10 @@ static int elf_load_fd(int fd, struct elf_file *ef)
  * The parsed file behind a mapping, with a reference taken; NULL when it
  * cannot be read (the mapping then names its module only).
  */
-static struct elf_file *elf_get(struct symbolizer *s, int pid,
-				const char *path, int deleted,
-				const struct mapping *m, unsigned int maj,
-				unsigned int min, uint64_t ino)
+static struct elf_file *elf_get(struct symbolizer *s, int pid, const char *path,
+				int deleted, const struct mapping *m,
+				unsigned int maj, unsigned int min,
+				uint64_t ino)
 {
 	size_t b = elf_bucket(maj, min, ino);
 	struct elf_file *ef;
@@ -775,13 +778,18 @@ static struct elf_file *elf_get(struct symbolizer *s, int pid,
 	ef->min = min;
 	ef->ino = ino;
 	fd = open_mapped(s, pid, path, deleted, m, maj, min, ino);
-	if (fd >= 0) {
-		err = elf_load_fd(fd, ef);
-		close(fd);
-	} else {
-		err = fd;
+	if (fd < 0) {
+		/*
+		 * Not remembered: the path may only have vanished with this
+		 * process, while others map the same file and can open it.
+		 */
+		free(ef);
+		return NULL;
 	}
+	err = elf_load_fd(fd, ef);
+	close(fd);
 	if (err) {
+		/* opened but not usable ELF: the file's own fault, remember */
 		free(ef->syms);
 		free(ef->names);
 		ef->syms = NULL;
@@ -1013,7 +1021,8 @@ static int maps_read(struct symbolizer *s, int pid, struct mapping **out,
 		maps_free(s, maps, n);
 		return err;
 	}
-	qsort(maps, n, sizeof(*maps), mapping_cmp);
+	if (n)
+		qsort(maps, n, sizeof(*maps), mapping_cmp);
 	*out = maps;
 	*nout = n;
 	return 0;
@@ -1131,9 +1140,9 @@ static int perf_map_merge(struct perf_map *pm, size_t old)
 		return 0;
 	}
 	while (i < old && j < pm->n)
-		tmp[k++] = perf_entry_cmp(&pm->ents[i], &pm->ents[j]) <= 0 ?
-				   pm->ents[i++] :
-				   pm->ents[j++];
+		tmp[k++] = perf_entry_cmp(&pm->ents[i], &pm->ents[j]) <= 0
+			       ? pm->ents[i++]
+			       : pm->ents[j++];
 	while (i < old)
 		tmp[k++] = pm->ents[i++];
 	while (j < pm->n)
@@ -1379,13 +1388,16 @@ static int snapshot_locked(struct symbolizer *s, int pid)
 
 /* ---- kallsyms ----------------------------------------------------------- */
 
+/* By address; at one address by rank (carried in end), then file order. */
 static int ksym_cmp(const void *a, const void *b)
 {
 	const struct ksym *x = a, *y = b;
 
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
-	return 0;
+	if (x->end != y->end)
+		return x->end < y->end ? -1 : 1;
+	return x->name < y->name ? -1 : x->name > y->name;
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -1442,10 +1454,9 @@ static int kallsyms_load(struct symbolizer *s)
 	char path[PATH_MAX], *line = NULL, *p, *name, *mod;
 	const char *cp;
 	size_t cap = 0, nlines = 0, naddrs = 0, acap = 0, scap = 0, i, j;
-	uint64_t addr, *addrs = NULL, *na, nz = 0, lastmod = 0, end;
-	uint32_t rank_prev = 0;
-	struct ksym *ns, *ranks = NULL;
-	int err = 0, lastmod_valid = 0;
+	uint64_t addr, *addrs = NULL, *na, nz = 0, end;
+	struct ksym *ns;
+	int err = 0;
 	size_t nlen, mlen;
 	FILE *f;
 	char type;
@@ -1454,7 +1465,8 @@ static int kallsyms_load(struct symbolizer *s)
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	if (kmod_index(k, "[kernel]", 8, &err), err)
+	kmod_index(k, "[kernel]", 8, &err); /* index 0 */
+	if (err)
 		goto out;
 	while (!err && getline(&line, &cap, f) > 0 && nlines < SYM_KSYM_MAX) {
 		nlines++;
@@ -1499,16 +1511,15 @@ static int kallsyms_load(struct symbolizer *s)
 			mlen = strcspn(mod + 1, "] \t\r\n");
 			if (mlen && mod[1 + mlen] == ']')
 				k->syms[k->n].mod =
-					kmod_index(k, mod + 1, mlen, &err);
+				    kmod_index(k, mod + 1, mlen, &err);
 		}
 		/* the rank rides in end until the sort is done */
-		k->syms[k->n].end = (uint64_t)ktype_rank(type) << 8 |
-				    (uint64_t)leading_underscores(name) % 256;
+		k->syms[k->n].end = (uint64_t)ktype_rank(type) << 32 |
+				    (uint64_t)leading_underscores(name);
 		name[nlen] = '\0';
 		if (!err)
-			err = blob_add(&k->names, &k->names_len,
-				       &k->names_cap, name, nlen,
-				       &k->syms[k->n].name);
+			err = blob_add(&k->names, &k->names_len, &k->names_cap,
+				       name, nlen, &k->syms[k->n].name);
 		if (!err)
 			k->n++;
 	}
@@ -1520,28 +1531,20 @@ static int kallsyms_load(struct symbolizer *s)
 	}
 	qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
 	qsort(addrs, naddrs, sizeof(*addrs), u64_cmp);
-	/* one symbol per address: the best rank, first in file order */
-	for (i = 0, j = 0; i < k->n; i++) {
-		if (j && k->syms[j - 1].addr == k->syms[i].addr) {
-			if (k->syms[i].end < k->syms[j - 1].end)
-				k->syms[j - 1] = k->syms[i];
-			continue;
-		}
-		k->syms[j++] = k->syms[i];
-	}
+	/* one symbol per address: the first after sorting is the best */
+	for (i = 0, j = 0; i < k->n; i++)
+		if (!j || k->syms[j - 1].addr != k->syms[i].addr)
+			k->syms[j++] = k->syms[i];
 	k->n = j;
 	for (i = 0, j = 0; i < k->n; i++) {
 		while (j < naddrs && addrs[j] <= k->syms[i].addr)
 			j++;
-		end = j < naddrs ? addrs[j] : k->syms[i].addr + SYM_KSYM_LAST_SPAN;
+		end = j < naddrs ? addrs[j]
+				 : k->syms[i].addr + SYM_KSYM_LAST_SPAN;
 		if (end < k->syms[i].addr)
 			end = UINT64_MAX;
 		k->syms[i].end = end;
 	}
-	(void)ranks;
-	(void)rank_prev;
-	(void)lastmod;
-	(void)lastmod_valid;
 out:
 	free(addrs);
 	free(line);
@@ -1608,11 +1611,11 @@ void symbolizer_free(struct symbolizer *s)
 	if (!s)
 		return;
 	while (s->pid_lru.next != &s->pid_lru)
-		pid_remove(s, container_of(s->pid_lru.next, struct pid_snap,
-					   lru));
+		pid_remove(s,
+			   container_of(s->pid_lru.next, struct pid_snap, lru));
 	while (s->elf_lru.next != &s->elf_lru)
-		elf_unlink(s, container_of(s->elf_lru.next, struct elf_file,
-					   lru));
+		elf_unlink(s,
+			   container_of(s->elf_lru.next, struct elf_file, lru));
 	elf_file_free(s->vdso);
 	kallsyms_free(&s->k);
 	pthread_mutex_destroy(&s->lock);
@@ -1660,9 +1663,9 @@ void symbolizer_forget(struct symbolizer *s, int pid)
 }
 
 static void sym_fill(struct sym *out, const char *name, const char *module,
-		     uint64_t offset, int known)
+		     uint64_t offset, int known, int demangle)
 {
-	if (known)
+	if (demangle)
 		sym_demangle(name, out->name, sizeof(out->name));
 	else
 		copy_str(out->name, sizeof(out->name), name);
@@ -1694,7 +1697,7 @@ int symbolize_user(struct symbolizer *s, int pid, uint64_t addr,
 
 	if (!out)
 		return -EINVAL;
-	sym_fill(out, SYM_UNKNOWN, SYM_UNKNOWN, 0, 0);
+	sym_fill(out, SYM_UNKNOWN, SYM_UNKNOWN, 0, 0, 0);
 	if (!s || pid <= 0)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
@@ -1710,10 +1713,10 @@ int symbolize_user(struct symbolizer *s, int pid, uint64_t addr,
 		pe = jit_find(s, ps, addr);
 		if (pe) {
 			sym_fill(out, ps->pm->names + pe->name, SYM_JIT,
-				 addr - pe->start, 1);
+				 addr - pe->start, 1, 1);
 			err = 0;
 		} else if (m) {
-			sym_fill(out, SYM_JIT, SYM_JIT, 0, 0);
+			sym_fill(out, SYM_JIT, SYM_JIT, 0, 0, 0);
 		}
 		goto out;
 	}
@@ -1723,7 +1726,7 @@ int symbolize_user(struct symbolizer *s, int pid, uint64_t addr,
 	es = elf_lookup(m->elf, va);
 	if (es) {
 		sym_fill(out, m->elf->names + es->name, m->module,
-			 va - es->addr, 1);
+			 va - es->addr, 1, 1);
 		err = 0;
 	}
 out:
@@ -1740,7 +1743,7 @@ int symbolize_kernel(struct symbolizer *s, uint64_t addr, struct sym *out)
 
 	if (!out)
 		return -EINVAL;
-	sym_fill(out, SYM_UNKNOWN, "[kernel]", 0, 0);
+	sym_fill(out, SYM_UNKNOWN, "[kernel]", 0, 0, 0);
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
@@ -1759,8 +1762,8 @@ int symbolize_kernel(struct symbolizer *s, uint64_t addr, struct sym *out)
 		ks = kallsyms_find(&s->k, addr);
 		err = -ENOENT;
 		if (ks) {
-			sym_fill(out, s->k.names + ks->name,
-				 s->k.mods[ks->mod], addr - ks->addr, 1);
+			sym_fill(out, s->k.names + ks->name, s->k.mods[ks->mod],
+				 addr - ks->addr, 1, 0);
 			err = 0;
 		}
 	}

@@ -33,9 +33,10 @@ struct symbolizer;
 
 struct sym {
 	/*
-	 * Function name, C++ names demangled (the mangled name when it does
-	 * not demangle); "[unknown]" when no symbol covers the address, "[jit]"
-	 * for JIT code the process did not describe. Truncated to fit.
+	 * Function name: user-space C++ names demangled (the mangled name
+	 * when it does not demangle), kernel names as kallsyms spells them;
+	 * "[unknown]" when no symbol covers the address, "[jit]" for JIT code
+	 * the process did not describe. Truncated to fit.
 	 */
 	char name[SYM_NAME_LEN];
 	/*
@@ -99,15 +100,20 @@ int symbolize_user(struct symbolizer *s, int pid, uint64_t addr,
  */
 int symbolize_kernel(struct symbolizer *s, uint64_t addr, struct sym *out);
 
-/* Counters for self-metrics. The first four only grow. */
+/*
+ * Counters for self-metrics. The first four only grow: files parsed, cache
+ * hits (mappings served by a file parsed before), perf-PID.map reads (first
+ * reads and rereads), symbolize_* calls that found no symbol. The last three
+ * are gauges: files and symbol-table bytes in the cache, snapshots held.
+ */
 struct symbolizer_stats {
-	uint64_t elf_files_parsed; /* ELF files read and parsed */
-	uint64_t elf_cache_hits;   /* mappings served by an already parsed file */
-	uint64_t perf_map_files;   /* perf-PID.map reads (first reads and rereads) */
-	uint64_t unknown_frames;   /* symbolize_* calls that found no symbol */
-	uint64_t elf_files_cached; /* files in the cache now */
-	uint64_t elf_cache_bytes;  /* their symbol tables' size now */
-	uint64_t pids;		   /* snapshots held now */
+	uint64_t elf_files_parsed;
+	uint64_t elf_cache_hits;
+	uint64_t perf_map_files;
+	uint64_t unknown_frames;
+	uint64_t elf_files_cached;
+	uint64_t elf_cache_bytes;
+	uint64_t pids;
 };
 
 void symbolizer_stats(const struct symbolizer *s, struct symbolizer_stats *out);
