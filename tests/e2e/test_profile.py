@@ -94,11 +94,14 @@ def cpu_ratio(r, agent, pid):
     r.check(t["burn_a"] + t["burn_b"] >= 3000,
             "enough samples at 499 Hz in 8 s (%d)" % (t["burn_a"] + t["burn_b"]))
     r.check(2.7 <= ratio <= 3.3, "burn_a:burn_b = %.2f, 3 within 10%%" % ratio)
-    full = [f for f, n in stacks if f and f[-1] == "burn_a"]
-    deep = [f for f in full if f[-3:] == ["main", "middle", "burn_a"]]
-    r.check(full and len(deep) >= 0.9 * len(full),
-            "stacks reach main: %d of %d burn_a stacks end main;middle;"
-            "burn_a (%s)" % (len(deep), len(full), full[0] if full else None))
+    # Samples that land in burn_a's first instructions (before it saves
+    # the frame pointer) lose middle: a few, never most.
+    full = sum(n for f, n in stacks if f and f[-1] == "burn_a")
+    deep = sum(n for f, n in stacks
+               if f[-3:] == ["main", "middle", "burn_a"])
+    r.check(full and deep >= 0.9 * full,
+            "stacks reach main: %d of %d burn_a samples under "
+            "main;middle;burn_a" % (deep, full))
 
 
 def pprof(r, agent, pid, tmp):
