@@ -1,8 +1,10 @@
 /*
- * httpd.c - /, /metrics, /healthz on libmicrohttpd. See httpd.h.
+ * httpd.c - /, /metrics, /v1/metrics, /healthz ... on libmicrohttpd. See
+ * httpd.h.
  */
 #include "httpd.h"
 #include "log.h"
+#include "otlp_metrics.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct httpd {
@@ -20,6 +23,7 @@ struct httpd {
 	struct metric_registry *reg;
 	struct queries *queries;
 	struct profiler *volatile profiler;
+	uint64_t start_unix_ns;
 	pthread_mutex_t lock;
 	char *health;
 	int health_ok;
@@ -29,6 +33,7 @@ static const char index_page[] =
 	"katascope " KATASCOPE_VERSION "\n"
 	"\n"
 	"GET /metrics   Prometheus metrics (text format 0.0.4)\n"
+	"GET /v1/metrics  the same metrics as an OTLP ExportMetricsServiceRequest (application/x-protobuf)\n"
 	"GET /healthz   probe groups and whether they attached (JSON; 200 ok, 503 not ready)\n"
 	"GET /api/slow-queries  the newest statements slower than --slow-query-ms (JSON)\n"
 	"GET /api/queries       statements by total time: calls, errors, total/mean/max ms (JSON; ?limit=N)\n"
@@ -109,6 +114,24 @@ static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *c)
 	body = sb_detach(&sb, &len);
 	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
 		     body, len, 1);
+}
+
+/* The registry as OTLP protobuf, the body an OTLP/HTTP push would send. */
+static enum MHD_Result serve_otlp_metrics(struct httpd *h,
+					  struct MHD_Connection *c)
+{
+	struct timespec now;
+	uint8_t *body;
+	size_t len;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (otlp_metrics_encode(h->reg, NULL, h->start_unix_ns,
+				(uint64_t)now.tv_sec * 1000000000ULL +
+					(uint64_t)now.tv_nsec,
+				&body, &len))
+		return text(c, 500, "out of memory\n");
+	return reply(c, MHD_HTTP_OK, "application/x-protobuf", (char *)body,
+		     len, 1);
 }
 
 static enum MHD_Result serve_json(struct MHD_Connection *c,
@@ -231,7 +254,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 {
 	struct httpd *h = cls;
 	static const char *const paths[] = {
-		"/",		    "/metrics",		  "/healthz",
+		"/",		    "/metrics",		  "/v1/metrics", "/healthz",
 		"/api/slow-queries", "/api/queries",	  "/debug/pprof/profile",
 		"/debug/pprof/folded", "/flamegraph.svg", NULL
 	};
@@ -248,6 +271,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 			    "method not allowed; use GET\n");
 	if (!strcmp(url, "/metrics"))
 		return serve_metrics(h, c);
+	if (!strcmp(url, "/v1/metrics"))
+		return serve_otlp_metrics(h, c);
 	if (!strcmp(url, "/healthz"))
 		return serve_health(h, c);
 	if (!strcmp(url, "/api/slow-queries"))
@@ -293,6 +318,7 @@ struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,
 	h->reg = src->reg;
 	h->queries = src->queries;
 	h->profiler = src->profiler;
+	h->start_unix_ns = src->start_unix_ns;
 	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION |

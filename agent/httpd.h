@@ -10,6 +10,7 @@
 #define KS_HTTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cli.h"
 #include "metrics.h"
@@ -25,6 +26,7 @@ struct httpd_sources {
 	struct metric_registry *reg;
 	struct queries *queries;
 	struct profiler *profiler; /* NULL until the probes are loaded */
+	uint64_t start_unix_ns; /* the registry's start, for OTLP points */
 };
 
 struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,

@@ -275,8 +275,13 @@ static int start(struct agent *a, char *msg, size_t len)
 		return -ENOMEM;
 	}
 	{
-		struct httpd_sources src = { a->reg, a->queries, NULL };
+		/* Cumulative values count from here: the points' start. */
+		struct httpd_sources src = { a->reg, a->queries, NULL, 0 };
+		struct timespec now;
 
+		clock_gettime(CLOCK_REALTIME, &now);
+		src.start_unix_ns = (uint64_t)now.tv_sec * 1000000000ULL +
+				    (uint64_t)now.tv_nsec;
 		a->httpd = httpd_start(fd, &src, msg, len);
 	}
 	if (!a->httpd)
