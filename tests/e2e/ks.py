@@ -21,7 +21,7 @@ SRC = os.environ.get("KATASCOPE_SRC") or os.path.join(
     os.path.dirname(__file__), "..", "..")
 
 
-SELF_NAME = "ks-e2e-agent-under-test"
+SELF_NAME = "ks-e2e-agent-under-test"  # plus the agent's port
 
 
 def free_port():
@@ -44,9 +44,11 @@ class Agent:
         self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = open("/tmp/katascope-e2e-%d.log" % self.port, "w+")
-        # A name of its own, so that checks that the agent does not count
-        # itself cannot be confused by other katascope processes.
-        env = dict(os.environ, OTEL_SERVICE_NAME=SELF_NAME)
+        # A name of its own (unique per instance), so that checks that the
+        # agent does not count itself cannot be confused by other katascope
+        # processes, e.g. the previous test's agent still exiting.
+        self.self_name = "%s-%d" % (SELF_NAME, self.port)
+        env = dict(os.environ, OTEL_SERVICE_NAME=self.self_name)
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1:%d" % self.port] + list(args),
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
@@ -83,14 +85,24 @@ class Agent:
         return parse_prom(self.metrics_text())
 
     def stop(self):
+        """SIGTERM; the agent must exit 0 (a sanitizer report at exit, a
+        crash or a hang on shutdown fails the test)."""
+        hung = False
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
+                hung = True
                 self.proc.kill()
                 self.proc.wait()
+        text = self.logtext()
         self.log.close()
+        if hung or self.proc.returncode != 0:
+            print(text[-4000:])
+            raise AssertionError("agent %s (exit %s)" % (
+                "hung on SIGTERM" if hung else "failed",
+                self.proc.returncode))
         return self.proc.returncode
 
     def __enter__(self):

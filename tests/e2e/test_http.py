@@ -180,7 +180,7 @@ def run_mix(r, agent, port, early):
                 for (n, l), v in s.items()
                 if n == METRIC + "_count" and dict(l)["service_name"] == SVC),
             "server_port label is the listening port")
-    r.eq(ks.value(s, METRIC + "_count", service_name=ks.SELF_NAME), 0,
+    r.eq(ks.value(s, METRIC + "_count", service_name=agent.self_name), 0,
          "the agent's own HTTP is not a service's")
 
     # Each /slow request in the bucket of what the server really waited:

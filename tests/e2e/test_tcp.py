@@ -108,7 +108,7 @@ def main():
         # The agent's own scrapes are not a monitored service's traffic.
         s = agent.metrics()
         r.eq(ks.value(s, "katascope_tcp_connections_opened_total",
-                      service_name=ks.SELF_NAME), 0,
+                      service_name=agent.self_name), 0,
              "agent's own connections not counted")
         r.eq(ks.value(s, "katascope_ringbuf_lost_total"), 0,
              "no ring-buffer record lost")
