@@ -278,8 +278,8 @@ int probes_pg_attach(struct probes *p, const char *path)
 		{ "handle_pg_buffer_read_done", "buffer__read__done" },
 	};
 	struct probe_group *g = &p->groups[PG_POSTGRES];
+	struct bpf_link *links[sizeof(map) / sizeof(map[0])];
 	struct bpf_program *prog;
-	struct bpf_link *link;
 	struct stat st;
 	unsigned i;
 	int err, n = 0;
@@ -294,26 +294,28 @@ int probes_pg_attach(struct probes *p, const char *path)
 			return 0;
 	if (p->npg_bins >= (int)(sizeof(p->pg_bins) / sizeof(p->pg_bins[0])))
 		return -ENOSPC;
+	/* Whatever happens, this binary is not tried again. */
+	p->pg_bins[p->npg_bins++] = st;
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		prog = bpf_object__find_program_by_name(p->pg->obj,
 							map[i].prog);
-		if (!prog)
-			continue;
-		link = bpf_program__attach_usdt(prog, -1, path, "postgresql",
-						map[i].probe, NULL);
-		err = libbpf_get_error(link);
+		links[i] = bpf_program__attach_usdt(prog, -1, path,
+						    "postgresql", map[i].probe,
+						    NULL);
+		err = libbpf_get_error(links[i]);
 		if (err) {
 			snprintf(g->error, sizeof(g->error),
 				 "%s: USDT postgresql:%s not attached: %s (a postgres built without --enable-dtrace, or stripped)",
 				 path, map[i].probe, strerror(-err));
 			log_warn("probe group %s: %s", g->name, g->error);
+			while (i > 0) /* all or nothing for a binary */
+				bpf_link__destroy(links[--i]);
 			return err;
 		}
-		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
-			p->links[p->nlinks++] = link;
-		n++;
 	}
-	p->pg_bins[p->npg_bins++] = st;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++, n++)
+		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+			p->links[p->nlinks++] = links[i];
 	g->nprogs += n;
 	g->attached = 1;
 	g->error[0] = '\0';
