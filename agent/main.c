@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -67,19 +68,35 @@ static uint64_t mono_ns(void)
 /*
  * Runtimes with probes of their own: PostgreSQL (USDT) and Node.js
  * (uprobes), attached once per binary, found through /proc/PID/exe so that
- * binaries inside containers resolve too.
+ * binaries inside containers resolve too (then through /proc/PID/root).
  */
 static void maybe_runtime(struct agent *a, int pid, const char *path)
 {
 	const char *base = strrchr(path, '/');
-	char exe[64];
+	char link[64], exe[PI_PATH_LEN], bin[PI_PATH_LEN + 64];
+	struct stat want, st;
+	ssize_t n;
 
 	base = base ? base + 1 : path;
-	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
+	if (strcmp(base, "postgres") && strcmp(base, "postmaster") &&
+	    strcmp(base, "node") && strcmp(base, "nodejs"))
+		return;
+	/* A path that outlives the process: the binary's own path when it
+	 * is the same file here, else through the process's root. */
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n <= 0 || stat(link, &want))
+		return;
+	exe[n] = '\0';
+	if (!stat(exe, &st) && st.st_dev == want.st_dev &&
+	    st.st_ino == want.st_ino)
+		snprintf(bin, sizeof(bin), "%s", exe);
+	else
+		snprintf(bin, sizeof(bin), "/proc/%d/root%s", pid, exe);
 	if (!strcmp(base, "postgres") || !strcmp(base, "postmaster"))
-		probes_pg_attach(a->probes, exe);
-	else if (!strcmp(base, "node") || !strcmp(base, "nodejs"))
-		probes_node_attach(a->probes, exe);
+		probes_pg_attach(a->probes, bin);
+	else
+		probes_node_attach(a->probes, bin);
 }
 
 static void attach_running_runtimes(struct proc_entry *e, void *arg)

@@ -294,8 +294,6 @@ int probes_pg_attach(struct probes *p, const char *path)
 			return 0;
 	if (p->npg_bins >= (int)(sizeof(p->pg_bins) / sizeof(p->pg_bins[0])))
 		return -ENOSPC;
-	/* Whatever happens, this binary is not tried again. */
-	p->pg_bins[p->npg_bins++] = st;
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		prog = bpf_object__find_program_by_name(p->pg->obj,
 							map[i].prog);
@@ -310,9 +308,14 @@ int probes_pg_attach(struct probes *p, const char *path)
 			log_warn("probe group %s: %s", g->name, g->error);
 			while (i > 0) /* all or nothing for a binary */
 				bpf_link__destroy(links[--i]);
+			/* Not retried while the file is there: it lacks the
+			 * probes. */
+			if (!access(path, R_OK))
+				p->pg_bins[p->npg_bins++] = st;
 			return err;
 		}
 	}
+	p->pg_bins[p->npg_bins++] = st;
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++, n++)
 		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
 			p->links[p->nlinks++] = links[i];
@@ -453,7 +456,10 @@ int probes_node_attach(struct probes *p, const char *path)
 				 "%s: symbol %s not usable: %s", path,
 				 map[i].func, strerror(-err));
 			log_warn("probe group %s: %s", g->name, g->error);
-			p->node_bins[p->nnode_bins++] = st; /* do not retry */
+			/* Not retried while the file is there: the binary
+			 * lacks the symbol. */
+			if (!access(path, R_OK))
+				p->node_bins[p->nnode_bins++] = st;
 			return err;
 		}
 	}
