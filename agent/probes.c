@@ -532,7 +532,7 @@ int probes_open(struct probes **out, pid_t self,
 		1
 	};
 	p->groups[PG_SCHED] = (struct probe_group){
-		"sched", "sched_switch/wakeup: CPU time, run-queue latency", 0
+		"sched", "sched_switch: CPU time, run-queue latency", 0
 	};
 	p->groups[PG_PROFILE] = (struct probe_group){
 		"profile", "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",

@@ -4,49 +4,37 @@
  *
  * On every context switch the outgoing task's slice (since the previous
  * switch on this CPU) is added to its process's on-CPU time, and the
- * incoming task's wait since it became runnable (wakeup, or preemption
- * while still runnable) goes into its process's run-queue latency
- * histogram. Raw tracepoints, because the plain sched_switch tracepoint
- * carries thread ids only and the tgid is what names a service.
+ * incoming task's wait on the run queue goes into its process's run-queue
+ * latency histogram. The wait is the scheduler's own figure: the kernel
+ * stamps sched_info.last_queued (rq clock) when a task is queued runnable
+ * (wakeup, or preemption while runnable) and turns it into run_delay when
+ * the task arrives on the CPU, which happens right after this tracepoint.
+ * The rq clock is sched_clock, not bpf_ktime_get_ns's CLOCK_MONOTONIC, and
+ * the kernel symbol of the run queues is not resolvable here (no
+ * KALLSYMS_ALL), so the offset between the two clocks is learnt on every
+ * switch: the outgoing task arrived on this CPU at the previous switch,
+ * whose ktime this program kept, and the kernel stamped that arrival in
+ * its sched_info.last_arrival. Now minus that offset minus last_queued is
+ * the wait /proc/PID/schedstat adds (to within the sub-microsecond gap
+ * between the scheduler reading its clock and this tracepoint, the same
+ * in both stamps). No wakeup hook and no map of runnable tasks is needed. Raw tracepoint, because the plain sched_switch
+ * tracepoint carries thread ids only and the tgid is what names a service.
  */
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define KS_TASK_RUNNING 0
-
-struct task_struct___o {
-	volatile long state;
-} __attribute__((preserve_access_index));
+struct cpu_slot {
+	__u64 start; /* ktime of the last switch on this CPU */
+	__s64 offset; /* ktime - rq clock, learnt at the last switch */
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} slice_start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u32);
-	__type(value, __u64);
-} runnable_since SEC(".maps");
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___o *)t, state);
-}
-
-static __always_inline void mark_runnable(struct task_struct *t, __u64 now)
-{
-	__u32 tid = BPF_CORE_READ(t, pid);
-
-	if (tid)
-		bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
-}
+	__type(value, struct cpu_slot);
+} cpu_slots SEC(".maps");
 
 /* args: (bool preempt, struct task_struct *prev, struct task_struct *next) */
 SEC("raw_tp/sched_switch")
@@ -54,55 +42,43 @@ int handle_switch(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *prev = (struct task_struct *)ctx->args[1];
 	struct task_struct *next = (struct task_struct *)ctx->args[2];
-	__u64 now = bpf_ktime_get_ns(), *start, *since, delta;
+	__u64 now = bpf_ktime_get_ns(), queued, arrived, rq_now;
 	struct ks_pid_stats *st;
-	__u32 zero = 0, tgid, tid;
+	struct cpu_slot *slot;
+	__u32 zero = 0, tgid;
 
-	start = bpf_map_lookup_elem(&slice_start, &zero);
-	if (!start)
+	slot = bpf_map_lookup_elem(&cpu_slots, &zero);
+	if (!slot)
 		return 0;
 	tgid = BPF_CORE_READ(prev, tgid);
-	if (tgid && tgid != self_tgid &&
-	    !(BPF_CORE_READ(prev, flags) & KS_PF_KTHREAD)) {
-		if (*start) {
-			st = pid_stats_of(tgid);
-			if (st)
-				ADD(st->oncpu_ns, now - *start);
-		}
-		if (task_state(prev) == KS_TASK_RUNNING)
-			mark_runnable(prev, now);
+	if (tgid && slot->start) {
+		/* The idle task (tgid 0) is never stamped. */
+		arrived = BPF_CORE_READ(prev, sched_info.last_arrival);
+		if (arrived)
+			slot->offset = (__s64)(slot->start - arrived);
 	}
-	*start = now;
+	if (tgid && tgid != self_tgid && slot->start &&
+	    !(BPF_CORE_READ(prev, flags) & KS_PF_KTHREAD)) {
+		st = pid_stats_of(tgid);
+		if (st)
+			ADD(st->oncpu_ns, now - slot->start);
+	}
+	slot->start = now;
 
 	tgid = BPF_CORE_READ(next, tgid);
 	if (!tgid || tgid == self_tgid ||
 	    (BPF_CORE_READ(next, flags) & KS_PF_KTHREAD))
 		return 0;
-	tid = BPF_CORE_READ(next, pid);
-	since = bpf_map_lookup_elem(&runnable_since, &tid);
-	if (!since)
+	queued = BPF_CORE_READ(next, sched_info.last_queued);
+	if (!queued || !slot->offset)
 		return 0;
-	delta = now - *since;
-	bpf_map_delete_elem(&runnable_since, &tid);
+	rq_now = now - slot->offset;
+	if (rq_now <= queued)
+		return 0;
 	st = pid_stats_of(tgid);
 	if (st) {
-		ADD(st->runq_lat_sum_ns, delta);
-		ADD(st->runq_lat[lat_bucket(delta)], 1);
+		ADD(st->runq_lat_sum_ns, rq_now - queued);
+		ADD(st->runq_lat[lat_bucket(rq_now - queued)], 1);
 	}
-	return 0;
-}
-
-/* args: (struct task_struct *p) */
-SEC("raw_tp/sched_wakeup")
-int handle_wakeup(struct bpf_raw_tracepoint_args *ctx)
-{
-	mark_runnable((struct task_struct *)ctx->args[0], bpf_ktime_get_ns());
-	return 0;
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int handle_wakeup_new(struct bpf_raw_tracepoint_args *ctx)
-{
-	mark_runnable((struct task_struct *)ctx->args[0], bpf_ktime_get_ns());
 	return 0;
 }

@@ -1,7 +1,10 @@
 """CPU and memory per service: a child that burns one CPU for a known time is
 attributed at least 0.8 s of on-CPU time per second of burning (and not more
 than it could have used); a process holding a known amount of touched memory
-shows at least that much RSS; node CPU and memory gauges are in 0..1."""
+shows at least that much RSS; node CPU and memory gauges are in 0..1.
+Two burners pinned to one CPU wait on its run queue for about half of
+their time: the run-queue latency the agent sums for them equals the
+run_delay the kernel itself accounts in /proc/PID/schedstat."""
 import os
 import subprocess
 import sys
@@ -27,6 +30,53 @@ BURNER = textwrap.dedent("""
     print(time.process_time() - t0, flush=True)
     sys.stdin.readline()
 """ % (HOLD_MB, BURN_S))
+
+
+RUNQ_S = 2.0
+# Burns one CPU for RUNQ_S seconds pinned to CPU 0, then prints its whole
+# life's run-queue wait (schedstat run_delay, ns) and exits.
+QUEUED = textwrap.dedent("""
+    import os, sys, time
+    os.sched_setaffinity(0, {0})
+    sys.stdin.readline()
+    end = time.monotonic() + %f
+    while time.monotonic() < end:
+        pass
+    print(open("/proc/self/schedstat").read().split()[1], flush=True)
+""" % RUNQ_S)
+
+
+def check_runqueue(r, agent):
+    svc = "ks-e2e-runq"
+    env = dict(os.environ, OTEL_SERVICE_NAME=svc)
+
+    def runq():
+        s = agent.metrics()
+        return (ks.value(s, "katascope_runqueue_latency_seconds_sum",
+                         service_name=svc),
+                ks.value(s, "katascope_runqueue_latency_seconds_count",
+                         service_name=svc))
+
+    procs = [subprocess.Popen([sys.executable, "-c", QUEUED], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    kernel = sum(int(p.stdout.readline()) for p in procs) / 1e9
+    for p in procs:
+        p.wait(10)
+    time.sleep(2.5)  # the agent folds exited processes' last counts in
+    got, n = runq()
+    print("run-queue wait of two burners sharing CPU 0 for %.1f s: agent "
+          "%.3f s in %d waits, kernel schedstat run_delay %.3f s" %
+          (RUNQ_S, got, n, kernel))
+    r.check(kernel >= 0.5 * RUNQ_S,
+            "the burners did wait for the shared CPU (%.3f s)" % kernel)
+    r.check(abs(got - kernel) <= 0.05 * kernel + 0.01,
+            "agent run-queue latency sum equals the kernel's run_delay "
+            "within 5%% (%.3f vs %.3f s)" % (got, kernel))
+    r.check(n > 0, "run-queue waits counted (%d)" % n)
 
 
 def main():
@@ -86,6 +136,7 @@ def main():
         r.check(0 < umem < 1, "node memory utilization in (0,1): %.3f" % umem)
         r.check(ks.value(s, "katascope_agent_memory_rss_bytes") > 0,
                 "agent RSS reported")
+        check_runqueue(r, agent)
     r.done()
 
 
