@@ -4,9 +4,13 @@
  * client exchanges, from the socket syscalls.
  *
  * Every read/recvfrom and write/sendto/writev of every process is looked at
- * for a few instructions: is this fd a TCP socket (asked of the kernel once
- * per fd, then remembered in `conns`, negative answers too), and is the
- * connection between messages? Only the first bytes of a request and of a
+ * for a few instructions when it returns: is this fd a TCP socket (asked of
+ * the kernel once per fd, then remembered in `conns`, negative answers
+ * too), and is the connection between messages? Only the syscall's exit is
+ * hooked: its arguments are still in the task's saved user registers
+ * (pt_regs), which the syscall does not change, so no entry program and no
+ * map of in-flight calls is needed (half the program runs, and no hash
+ * update and delete per call). Only the first bytes of a request and of a
  * response head are copied; bodies never are. Connections opened before
  * the agent started are recognised the same way, from their bytes.
  *
@@ -79,13 +83,6 @@ struct io_args {
 	__u32 iovcnt;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct io_args);
-} inflight_io SEC(".maps");
-
 struct scratch {
 	__u8 b[512];
 };
@@ -97,21 +94,31 @@ struct {
 	__type(value, struct scratch);
 } scratch_buf SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* thread id */
-	__type(value, __u32); /* fd of its last socket read */
-} last_read_fd SEC(".maps");
-
-struct ssl_args {
-	__u64 ssl, buf, nptr; /* nptr: *_ex functions' size_t out-parameter */
+/* The socket the thread on this CPU read last, for OpenSSL on memory BIOs
+ * (see ssl_conn_of). Per CPU, checked against the thread id: a thread that
+ * moved CPUs in between just does not learn its addresses this time. */
+struct last_read {
+	__u32 tid;
+	__u32 fd;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct last_read);
+} last_read SEC(".maps");
+
+struct ssl_args {
+	__u64 ssl, buf, nptr; /* nptr: *_ex functions' size_t out-parameter */
+	__u64 busy; /* a call is in flight */
+};
+
+/* An SSL call's arguments from its entry to its return, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct ssl_args);
 } ssl_inflight SEC(".maps");
 
@@ -152,25 +159,6 @@ static __always_inline struct l7_conn *conn_of(__u32 tgid, int fd)
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
-static __always_inline int enter_io(int fd, const void *buf, __u32 op,
-				    __u32 iovcnt)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct io_args a;
-
-	if (tgid == self_tgid || fd < 0)
-		return 0;
-	if (!conn_of(tgid, fd))
-		return 0;
-	a.buf = (__u64)buf;
-	a.fd = (__u32)fd;
-	a.op = op;
-	a.iovcnt = iovcnt;
-	bpf_map_update_elem(&inflight_io, &id, &a, BPF_ANY);
-	return 0;
-}
-
 static __always_inline int is_request_start(__u64 w)
 {
 	/* First 8 bytes of the buffer, little-endian. */
@@ -196,11 +184,11 @@ static __always_inline int is_request_start(__u64 w)
 
 static __always_inline void fill(struct ks_l7_event *e, struct l7_conn *c,
 				 __u64 key, __u32 kind, __u64 end_ns,
-				 __u32 flags)
+				 __u32 flags, __u64 now)
 {
 	e->hdr.type = KS_EV_L7;
 	e->hdr.pid = key >> 32;
-	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.ts_ns = now;
 	e->conn_id = key;
 	e->start_ns = c->req_start_ns;
 	e->end_ns = end_ns;
@@ -218,21 +206,21 @@ static __always_inline void fill(struct ks_l7_event *e, struct l7_conn *c,
 }
 
 static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
-				 __u64 end_ns, __u32 flags)
+				 __u64 end_ns, __u32 flags, __u64 now)
 {
 	struct ks_l7_event *e;
 
 	e = reserve_event(offsetof(struct ks_l7_event, data));
 	if (!e)
 		return;
-	fill(e, c, key, kind, end_ns, flags);
+	fill(e, c, key, kind, end_ns, flags, now);
 	submit_event(e);
 }
 
 /* A record carrying up to KS_L7_DATA bytes copied from user memory. */
 static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 				      __u32 kind, __u64 end_ns,
-				      const void *src, __u64 n)
+				      const void *src, __u64 n, __u64 now)
 {
 	__u32 total = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
 	struct ks_l7_event *e;
@@ -240,7 +228,7 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return;
-	fill(e, c, key, kind, end_ns, 0);
+	fill(e, c, key, kind, end_ns, 0, now);
 	if (n > KS_L7_DATA)
 		n = KS_L7_DATA;
 	VERIFIER_BOUND(n, 0x1ff);
@@ -254,9 +242,9 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 }
 
 static __always_inline void finish(struct l7_conn *c, __u64 key, __u64 end_ns,
-				   __u32 flags)
+				   __u32 flags, __u64 now)
 {
-	emit(c, key, KS_L7_HTTP_DONE, end_ns, flags);
+	emit(c, key, KS_L7_HTTP_DONE, end_ns, flags, now);
 	c->state = ST_IDLE;
 }
 
@@ -281,7 +269,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 		return;
 	}
 	if (c->state == ST_RESP) /* length unknown: ended by this request */
-		finish(c, key, c->last_write_ns, KS_L7_F_END_GUESSED);
+		finish(c, key, c->last_write_ns, KS_L7_F_END_GUESSED, now);
 	c->role = ROLE_SERVER;
 	c->state = ST_REQ;
 	c->flags = kind == 2 ? CF_HEAD_REQ : 0;
@@ -289,7 +277,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 	c->req_start_ns = now;
 	c->written = 0;
 	c->last_write_ns = now;
-	emit_data(c, key, KS_L7_HTTP_REQUEST, 0, buf, ret);
+	emit_data(c, key, KS_L7_HTTP_REQUEST, 0, buf, ret, now);
 }
 
 struct head_scan {
@@ -300,40 +288,67 @@ struct head_scan {
 	__u32 chunked;
 };
 
-/* One byte position of the head; bpf_loop callback (verified once). */
-static long scan_one(__u32 i, struct head_scan *h)
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/*
+ * A line starts after the '\n' at j. Returns 1 at the blank line that
+ * ends the head. Headers are matched by the position of their dash, which
+ * is enough to tell Content-Length from Transfer-Encoding; only bytes
+ * inside the n read are looked at.
+ */
+static __always_inline int head_line(struct head_scan *h, __u32 j)
 {
-	__u64 j = i;
+	__u64 k = j - 1;
 	__u8 *b;
 
-	if (i < 12)
+	if (j < 12 || j + 3 > h->n)
 		return 0;
-	if (i >= HEAD_SCAN - 4 || i + 4 > h->n)
-		return 1;
-	/* Keep the verifier's bound: the compiler may otherwise reuse the
-	 * unmasked copy of i after the check. */
-	asm volatile("%0 &= 0xff" : "+r"(j));
-	b = h->b + j; /* b[0..18] stays inside the 512-byte scratch */
-	if (b[0] == '\r' && b[1] == '\n' && b[2] == '\r' && b[3] == '\n') {
-		h->head_len = i + 4;
+	VERIFIER_BOUND(k, 0xff);
+	b = h->b + k; /* b[0] is the byte before the '\n'; b[0..19] stays
+		       * inside the 512-byte scratch */
+	if (b[0] == '\r' && b[2] == '\r' && b[3] == '\n') {
+		h->head_len = j + 3;
 		return 1;
 	}
-	if (b[0] != '\n')
+	if (j + 19 > h->n)
 		return 0;
-	if ((b[1] | 0x20) == 'c' && b[8] == '-' && (b[9] | 0x20) == 'l' &&
-	    b[15] == ':')
-		h->cl_pos = i + 16;
-	else if ((b[1] | 0x20) == 't' && b[9] == '-' &&
-		 (b[10] | 0x20) == 'e' && b[18] == ':')
+	if ((b[2] | 0x20) == 'c' && b[9] == '-' && (b[10] | 0x20) == 'l' &&
+	    b[16] == ':')
+		h->cl_pos = j + 16;
+	else if ((b[2] | 0x20) == 't' && b[10] == '-' &&
+		 (b[11] | 0x20) == 'e' && b[19] == ':')
 		h->chunked = 1;
 	return 0;
 }
 
 /*
- * Parse a response head from its first bytes: status, head length and
- * body length. Headers are matched by the position of their dash, which
- * is enough to tell Content-Length from Transfer-Encoding.
+ * Eight bytes of the head per call (bpf_loop callback, verified once): a
+ * word without a '\n' costs a few instructions, a call per byte would
+ * cost the callback overhead 256 times (measured: 2 us per head).
  */
+static long scan_word(__u32 i, struct head_scan *h)
+{
+	__u64 base = (__u64)i * 8, w, x;
+	__u32 k;
+
+	if (base >= h->n || base >= HEAD_SCAN)
+		return 1;
+	VERIFIER_BOUND(base, 0xf8);
+	w = *(__u64 *)(h->b + base);
+	x = w ^ (ONES * '\n');
+	if (!((x - ONES) & ~x & HIGHS))
+		return 0; /* no newline in these 8 bytes */
+#pragma unroll
+	for (k = 0; k < 8; k++)
+		if (((w >> (8 * k)) & 0xff) == '\n' &&
+		    head_line(h, (__u32)base + k))
+			return 1;
+	return 0;
+}
+
+/* Parse a response head from its first bytes: status, head length and
+ * body length. */
 static __always_inline void parse_response(struct l7_conn *c, const void *buf,
 					   __u32 n)
 {
@@ -349,7 +364,6 @@ static __always_inline void parse_response(struct l7_conn *c, const void *buf,
 		return;
 	if (n > HEAD_SCAN)
 		n = HEAD_SCAN;
-	__builtin_memset(s->b + HEAD_SCAN, 0, 64);
 	len = n;
 	VERIFIER_BOUND(len, 0x1ff);
 	if (len > HEAD_SCAN || bpf_probe_read_user(s->b, len, buf))
@@ -359,7 +373,7 @@ static __always_inline void parse_response(struct l7_conn *c, const void *buf,
 	c->status = status;
 	h.b = s->b;
 	h.n = n;
-	bpf_loop(HEAD_SCAN, scan_one, &h, 0);
+	bpf_loop(HEAD_SCAN / 8, scan_word, &h, 0);
 	if (h.chunked)
 		c->flags |= CF_CHUNKED;
 	if (!h.head_len)
@@ -373,8 +387,12 @@ static __always_inline void parse_response(struct l7_conn *c, const void *buf,
 	if (h.chunked || !h.cl_pos)
 		return;
 	for (i = 0; i < 20; i++) {
-		__u8 ch = s->b[(h.cl_pos + i) & 511];
+		__u32 at = h.cl_pos + i;
+		__u8 ch;
 
+		if (at >= n)
+			break;
+		ch = s->b[at & 511];
 		if (ch == ' ' && !clen)
 			continue;
 		if (ch < '0' || ch > '9')
@@ -428,9 +446,9 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 	c->last_write_ns = now;
 	if (c->flags & CF_LEN_KNOWN) {
 		if (c->written >= c->expect_total)
-			finish(c, key, now, 0);
+			finish(c, key, now, 0, now);
 	} else if ((c->flags & CF_CHUNKED) && ends_chunked(tail_end)) {
-		finish(c, key, now, 0);
+		finish(c, key, now, 0, now);
 	}
 }
 
@@ -496,7 +514,8 @@ static __always_inline int classify_request(const void *buf, __u64 n,
  * KS_L7_DATA bytes of up to 8 of them through the per-CPU scratch.
  */
 static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
-				     const struct io_args *a, long ret)
+				     const struct io_args *a, long ret,
+				     __u64 now)
 {
 	struct ks_l7_event *e;
 	struct scratch *s;
@@ -524,7 +543,7 @@ static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return;
-	fill(e, c, key, KS_L7_CLIENT_REQUEST, 0, 0);
+	fill(e, c, key, KS_L7_CLIENT_REQUEST, 0, 0, now);
 	VERIFIER_BOUND(off, 0x1ff);
 	if (off > KS_L7_DATA || bpf_probe_read_kernel(e->data, off, s->b)) {
 		bpf_ringbuf_discard(e, 0);
@@ -560,18 +579,19 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 	c->req_start_ns = now;
 	__builtin_memset(c->sqlstate, 0, sizeof(c->sqlstate));
 	if (a->op == IO_WRITEV && a->iovcnt > 1)
-		emit_iov(c, key, a, ret);
+		emit_iov(c, key, a, ret, now);
 	else
-		emit_data(c, key, KS_L7_CLIENT_REQUEST, 0, first, first_len);
+		emit_data(c, key, KS_L7_CLIENT_REQUEST, 0, first, first_len,
+			  now);
 }
 
 static __always_inline void client_done(struct l7_conn *c, __u64 key,
 					__u64 now, const void *src, __u64 n)
 {
 	if (n)
-		emit_data(c, key, KS_L7_CLIENT_DONE, now, src, n);
+		emit_data(c, key, KS_L7_CLIENT_DONE, now, src, n, now);
 	else
-		emit(c, key, KS_L7_CLIENT_DONE, now, 0);
+		emit(c, key, KS_L7_CLIENT_DONE, now, 0, now);
 	c->state = ST_IDLE;
 }
 
@@ -618,7 +638,7 @@ static __always_inline void client_read(struct l7_conn *c, __u64 key,
 		else
 			client_done(c, key, now, buf, ret);
 	} else if (c->proto == KS_PROTO_REDIS) {
-		emit_data(c, key, KS_L7_CLIENT_DONE, now, buf, ret);
+		emit_data(c, key, KS_L7_CLIENT_DONE, now, buf, ret, now);
 	} else if (c->proto == KS_PROTO_HTTP) {
 		if (!c->resp_started) {
 			if (ret < 12)
@@ -669,7 +689,7 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 			c->last_write_ns = now;
 			if ((c->flags & CF_LEN_KNOWN) &&
 			    c->written >= c->expect_total)
-				finish(c, key, now, 0);
+				finish(c, key, now, 0, now);
 		}
 		return;
 	}
@@ -697,59 +717,86 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 		client_write(c, key, a, ret, first, first_len, now);
 }
 
-/* The pending syscall's arguments and its connection, or NULL. */
-static __always_inline struct l7_conn *exit_conn(long ret, __u64 *key,
-						 struct io_args *out)
+/*
+ * The arguments of the syscall returning now, from the user registers
+ * saved at its entry (x86-64 and arm64 keep the first argument apart from
+ * the return value: PT_REGS_PARM1_SYSCALL). Compat (32-bit) syscalls do
+ * not reach these tracepoints.
+ */
+static __always_inline int syscall_args(__u64 *a0, __u64 *a1, __u64 *a2)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args *a;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 
-	a = bpf_map_lookup_elem(&inflight_io, &id);
-	if (!a)
-		return NULL;
-	*out = *a;
-	bpf_map_delete_elem(&inflight_io, &id);
-	if (ret <= 0)
-		return NULL;
-	*key = conn_key(id >> 32, out->fd);
-	return bpf_map_lookup_elem(&conns, key);
+	if (!regs)
+		return -1;
+	*a0 = PT_REGS_PARM1_SYSCALL(regs);
+	*a1 = PT_REGS_PARM2_SYSCALL(regs);
+	*a2 = PT_REGS_PARM3_SYSCALL(regs);
+	return 0;
 }
 
-static __always_inline int exit_read(long ret)
+/* A read-side syscall returned ret > 0 bytes into buf on fd. */
+static __always_inline int read_done(long ret, __u64 fd, const void *buf)
 {
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, zero = 0;
+	struct last_read *lr;
 	struct l7_conn *c;
-	struct io_args a;
-	__u32 tid;
-	__u64 key;
 
-	c = exit_conn(ret, &key, &a);
+	if (ret <= 0 || tgid == self_tgid || (int)fd < 0)
+		return 0;
+	c = conn_of(tgid, (int)fd);
 	if (!c)
 		return 0;
 	/* A TLS library reading through a memory BIO decrypts on this
 	 * thread next: its SSL object learns the socket from here. */
-	tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&last_read_fd, &tid, &a.fd, BPF_ANY);
-	on_read(c, key, (const void *)a.buf, ret, bpf_ktime_get_ns());
+	lr = bpf_map_lookup_elem(&last_read, &zero);
+	if (lr) {
+		lr->tid = (__u32)id;
+		lr->fd = (__u32)fd;
+	}
+	on_read(c, conn_key(tgid, (__u32)fd), buf, ret, bpf_ktime_get_ns());
 	return 0;
 }
 
-static __always_inline int exit_write(long ret)
+/* A write-side syscall moved ret > 0 bytes; a->fd, a->buf, a->op set. */
+static __always_inline int write_done(long ret, struct io_args *a)
 {
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct l7_conn *c;
-	struct io_args a;
-	__u64 key;
 
-	c = exit_conn(ret, &key, &a);
+	if (ret <= 0 || tgid == self_tgid || (int)a->fd < 0)
+		return 0;
+	c = conn_of(tgid, (int)a->fd);
 	if (c)
-		on_write(c, key, &a, ret, bpf_ktime_get_ns());
+		on_write(c, conn_key(tgid, a->fd), a, ret, bpf_ktime_get_ns());
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int handle_read_enter(struct trace_event_raw_sys_enter *ctx)
+/* read(fd, buf, n) and recvfrom(fd, buf, n, ...) */
+static __always_inline int exit_read(long ret)
 {
-	return enter_io((int)ctx->args[0], (const void *)ctx->args[1], IO_READ,
-			0);
+	__u64 fd, buf, n;
+
+	if (ret <= 0 || syscall_args(&fd, &buf, &n))
+		return 0;
+	return read_done(ret, fd, (const void *)buf);
+}
+
+/* write(fd, buf, n), sendto(fd, buf, n, ...), writev(fd, iov, cnt) */
+static __always_inline int exit_write(long ret, __u32 op)
+{
+	struct io_args a = {};
+	__u64 fd, buf, n;
+
+	if (ret <= 0 || syscall_args(&fd, &buf, &n))
+		return 0;
+	a.fd = (__u32)fd;
+	a.buf = buf;
+	a.op = op;
+	a.iovcnt = op == IO_WRITEV ? (__u32)n : 0;
+	return write_done(ret, &a);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
@@ -758,66 +805,28 @@ int handle_read_exit(struct trace_event_raw_sys_exit *ctx)
 	return exit_read(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int handle_recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io((int)ctx->args[0], (const void *)ctx->args[1], IO_READ,
-			0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int handle_recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return exit_read(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int handle_write_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io((int)ctx->args[0], (const void *)ctx->args[1],
-			IO_WRITE, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_write")
 int handle_write_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_write(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int handle_sendto_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io((int)ctx->args[0], (const void *)ctx->args[1],
-			IO_WRITE, 0);
+	return exit_write(ctx->ret, IO_WRITE);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int handle_sendto_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_write(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int handle_writev_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io((int)ctx->args[0], (const void *)ctx->args[1],
-			IO_WRITEV, (__u32)ctx->args[2]);
+	return exit_write(ctx->ret, IO_WRITE);
 }
 
 SEC("tracepoint/syscalls/sys_exit_writev")
 int handle_writev_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_write(ctx->ret);
-}
-
-/* readv/recvmsg: only the first buffer is looked at (heads are small). */
-static __always_inline int enter_readv(int fd, const struct iovec *iov)
-{
-	struct iovec first;
-
-	if (!iov || bpf_probe_read_user(&first, sizeof(first), iov))
-		return 0;
-	return enter_io(fd, first.iov_base, IO_READ, 0);
+	return exit_write(ctx->ret, IO_WRITEV);
 }
 
 static __always_inline const struct iovec *msg_iov(const void *msg,
@@ -831,141 +840,168 @@ static __always_inline const struct iovec *msg_iov(const void *msg,
 	return m.msg_iov;
 }
 
-SEC("tracepoint/syscalls/sys_enter_readv")
-int handle_readv_enter(struct trace_event_raw_sys_enter *ctx)
+/* readv/recvmsg: only the first buffer is looked at (heads are small). */
+static __always_inline int readv_done(long ret, __u64 fd,
+				      const struct iovec *iov)
 {
-	return enter_readv((int)ctx->args[0], (const struct iovec *)ctx->args[1]);
+	struct iovec first;
+
+	if (!iov || bpf_probe_read_user(&first, sizeof(first), iov))
+		return 0;
+	return read_done(ret, fd, first.iov_base);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int handle_readv_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_read(ctx->ret);
-}
+	__u64 fd, iov, n;
 
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int handle_recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	__u32 cnt = 0;
-
-	return enter_readv((int)ctx->args[0],
-			   msg_iov((const void *)ctx->args[1], &cnt));
+	if (ctx->ret <= 0 || syscall_args(&fd, &iov, &n))
+		return 0;
+	return readv_done(ctx->ret, fd, (const struct iovec *)iov);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int handle_recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_read(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int handle_sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	const struct iovec *iov;
+	__u64 fd, msg, flags;
 	__u32 cnt = 0;
 
-	iov = msg_iov((const void *)ctx->args[1], &cnt);
-	if (!iov)
+	if (ctx->ret <= 0 || syscall_args(&fd, &msg, &flags))
 		return 0;
-	return enter_io((int)ctx->args[0], iov, IO_WRITEV, cnt);
+	return readv_done(ctx->ret, fd, msg_iov((const void *)msg, &cnt));
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int handle_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_write(ctx->ret);
+	struct io_args a = {};
+	__u64 fd, msg, flags;
+	__u32 cnt = 0;
+
+	if (ctx->ret <= 0 || syscall_args(&fd, &msg, &flags))
+		return 0;
+	a.buf = (__u64)msg_iov((const void *)msg, &cnt);
+	if (!a.buf)
+		return 0;
+	a.fd = (__u32)fd;
+	a.op = IO_WRITEV;
+	a.iovcnt = cnt;
+	return write_done(ctx->ret, &a);
 }
 
 /* sendfile(out_fd, in_fd, ...): body bytes of a response, never a head. */
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int handle_sendfile_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io((int)ctx->args[0], NULL, IO_SENDFILE, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int handle_sendfile_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exit_write(ctx->ret);
+	struct io_args a = {};
+	__u64 fd, in_fd, off;
+
+	if (ctx->ret <= 0 || syscall_args(&fd, &in_fd, &off))
+		return 0;
+	a.fd = (__u32)fd;
+	a.op = IO_SENDFILE;
+	return write_done(ctx->ret, &a);
 }
 
 /* ---- TLS plaintext: uprobes on OpenSSL in the process's binary ------ */
 
+/* The addresses of the socket this thread read last, if it is a TCP
+ * connection we know (see struct last_read). */
+static __always_inline void ssl_learn_addr(struct l7_conn *c, __u32 tgid,
+					   __u32 tid)
+{
+	struct l7_conn *sock;
+	struct last_read *lr;
+	__u32 zero = 0;
+	__u64 skey;
+
+	lr = bpf_map_lookup_elem(&last_read, &zero);
+	if (!lr || lr->tid != tid)
+		return;
+	skey = conn_key(tgid, lr->fd);
+	sock = bpf_map_lookup_elem(&conns, &skey);
+	if (!sock || sock->kind != CK_TCP)
+		return;
+	c->lport = sock->lport;
+	c->rport = sock->rport;
+	c->family = sock->family;
+	__builtin_memcpy(c->raddr, sock->raddr, sizeof(c->raddr));
+}
+
 /* The connection of an SSL object: its own key (high bit set, so never an
- * fd), its addresses taken from the socket this thread read last. */
-static __always_inline struct l7_conn *ssl_conn_of(__u32 tgid, __u64 ssl,
+ * fd), its addresses taken from the socket this thread read last (tried
+ * again on later calls while unknown). */
+static __always_inline struct l7_conn *ssl_conn_of(__u64 id, __u64 ssl,
 						   __u64 *key)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid(), *fd;
-	struct l7_conn *c, fresh = {}, *sock;
-	__u64 skey;
+	struct l7_conn *c, fresh = {};
+	__u32 tgid = id >> 32;
 
 	*key = conn_key(tgid, 0x80000000U | (__u32)((ssl >> 4) & 0x7fffffff));
 	c = bpf_map_lookup_elem(&conns, key);
-	if (c)
-		return c;
-	fresh.kind = CK_TCP;
-	fresh.tls = 1;
-	fd = bpf_map_lookup_elem(&last_read_fd, &tid);
-	if (fd) {
-		skey = conn_key(tgid, *fd);
-		sock = bpf_map_lookup_elem(&conns, &skey);
-		if (sock) {
-			fresh.lport = sock->lport;
-			fresh.rport = sock->rport;
-			fresh.family = sock->family;
-			__builtin_memcpy(fresh.raddr, sock->raddr,
-					 sizeof(fresh.raddr));
-		}
+	if (!c) {
+		fresh.kind = CK_TCP;
+		fresh.tls = 1;
+		if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY))
+			count_drop(KS_DROP_L7_CONNS_FULL);
+		c = bpf_map_lookup_elem(&conns, key);
 	}
-	if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY))
-		count_drop(KS_DROP_L7_CONNS_FULL);
-	return bpf_map_lookup_elem(&conns, key);
+	if (c && !c->family)
+		ssl_learn_addr(c, tgid, (__u32)id);
+	return c;
 }
 
 static __always_inline int ssl_enter(struct pt_regs *ctx, int ex)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_args a = {};
+	struct ssl_args *a;
 
 	if ((__u32)(id >> 32) == self_tgid)
 		return 0;
-	a.ssl = PT_REGS_PARM1(ctx);
-	a.buf = PT_REGS_PARM2(ctx);
-	a.nptr = ex ? PT_REGS_PARM4(ctx) : 0;
-	bpf_map_update_elem(&ssl_inflight, &id, &a, BPF_ANY);
+	a = bpf_task_storage_get(&ssl_inflight, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->ssl = PT_REGS_PARM1(ctx);
+	a->buf = PT_REGS_PARM2(ctx);
+	a->nptr = ex ? PT_REGS_PARM4(ctx) : 0;
+	a->busy = 1;
 	return 0;
 }
 
 static __always_inline int ssl_exit(struct pt_regs *ctx, int write)
 {
-	__u64 id = bpf_get_current_pid_tgid(), key, n = 0;
+	__u64 id = bpf_get_current_pid_tgid(), key, n = 0, now;
 	long rc = PT_REGS_RC(ctx);
 	struct io_args io = {};
 	struct ssl_args *a;
 	struct l7_conn *c;
 
-	a = bpf_map_lookup_elem(&ssl_inflight, &id);
-	if (!a)
+	a = bpf_task_storage_get(&ssl_inflight, bpf_get_current_task_btf(), 0,
+				 0);
+	if (!a || !a->busy)
 		return 0;
+	a->busy = 0;
 	if (a->nptr) {
 		if (rc == 1)
 			bpf_probe_read_user(&n, sizeof(n), (void *)a->nptr);
 	} else if (rc > 0) {
 		n = rc;
 	}
-	if (n > 0 && n < (1ULL << 31)) {
-		c = ssl_conn_of(id >> 32, a->ssl, &key);
-		if (c && !write) {
-			on_read(c, key, (const void *)a->buf, (long)n,
-				bpf_ktime_get_ns());
-		} else if (c) {
-			io.buf = a->buf;
-			io.op = IO_WRITE;
-			on_write(c, key, &io, (long)n, bpf_ktime_get_ns());
-		}
+	if (n == 0 || n >= (1ULL << 31))
+		return 0;
+	c = ssl_conn_of(id, a->ssl, &key);
+	if (!c)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (!write) {
+		on_read(c, key, (const void *)a->buf, (long)n, now);
+	} else {
+		io.buf = a->buf;
+		io.op = IO_WRITE;
+		on_write(c, key, &io, (long)n, now);
 	}
-	bpf_map_delete_elem(&ssl_inflight, &id);
 	return 0;
 }
 
@@ -1023,17 +1059,21 @@ int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 key = conn_key(tgid, (__u32)ctx->args[0]);
 	struct l7_conn *c;
+	__u64 now;
 
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return 0;
-	if (c->role == ROLE_CLIENT && c->state == ST_REQ)
-		emit(c, key, KS_L7_CLIENT_ABORTED, bpf_ktime_get_ns(), 0);
-	else if (c->state == ST_REQ)
-		emit(c, key, KS_L7_HTTP_ABORTED, bpf_ktime_get_ns(), 0);
-	else if (c->state == ST_RESP)
-		emit(c, key, KS_L7_HTTP_DONE, c->last_write_ns,
-		     KS_L7_F_END_GUESSED);
+	if (c->state != ST_IDLE) {
+		now = bpf_ktime_get_ns();
+		if (c->role == ROLE_CLIENT && c->state == ST_REQ)
+			emit(c, key, KS_L7_CLIENT_ABORTED, now, 0, now);
+		else if (c->state == ST_REQ)
+			emit(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
+		else if (c->state == ST_RESP)
+			emit(c, key, KS_L7_HTTP_DONE, c->last_write_ns,
+			     KS_L7_F_END_GUESSED, now);
+	}
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
