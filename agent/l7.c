@@ -10,6 +10,7 @@
 #include "l7_client.h"
 #include "l7_http.h"
 #include "route.h"
+#include "strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,8 +152,8 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 
 	if (http1_parse_request(buf, len, &req))
 		return -1;
-	snprintf(out->method, sizeof(out->method), "%s",
-		 http1_method_name(req.method));
+	ks_strlcpy(out->method, http1_method_name(req.method),
+		   sizeof(out->method));
 	rlen = http_route(req.path, req.path_len,
 			  (req.h.flags & HTTP1_F_PATH_TRUNC) != 0, out->route,
 			  sizeof(out->route));
@@ -216,7 +217,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	static const struct pending_req unknown = { "_OTHER", ROUTE_TRUNCATED };
 	struct pending *p = slot(l, ev->conn_id);
 	const struct pending_req *r;
-	char status[8], port[8];
+	char status[24], port[24];
 
 	if (p->conn_id != ev->conn_id) {
 		l->st.unmatched++;
@@ -225,7 +226,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	/* More responses than the capture held requests: labelled as cut. */
 	r = p->head < p->n ? &p->q[p->head] : &unknown;
 	p->head++;
-	snprintf(port, sizeof(port), "%u", ev->lport);
+	ks_utoa(port, ev->lport);
 	if (ev->kind == KS_L7_HTTP_ABORTED) {
 		const char *lv[] = { e->service, r->method, r->route, port };
 
@@ -241,7 +242,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 				   (double)(ev->end_ns - p->start_ns) * 1e-9 :
 				   0;
 
-		snprintf(status, sizeof(status), "%u", ev->status);
+		ks_utoa(status, ev->status);
 		metric_observe(l->http_dur, lv, d);
 		if (ev->flags & KS_L7_F_END_GUESSED) {
 			const char *sv[] = { e->service };

@@ -12,6 +12,7 @@
 #include "l7_pg.h"
 #include "l7_redis.h"
 #include "sqlnorm.h"
+#include "strbuf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ struct l7_client {
 	struct pg_conn *pg[PG_CONN_SLOTS];
 	/* The peer of the answer being handled (server_address/port). */
 	char peer_addr[INET6_ADDRSTRLEN];
-	char peer_port[8];
+	char peer_port[24];
 };
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
@@ -185,7 +186,11 @@ static struct op *next_op(struct cpending *p)
 	}
 	if (p->n >= OPS_MAX)
 		return NULL;
-	memset(&p->ops[p->n], 0, sizeof(p->ops[0]));
+	/* Every user sets what it reads: clear the strings, not the text. */
+	p->ops[p->n].start_ns = 0;
+	p->ops[p->n].name[0] = '\0';
+	p->ops[p->n].collection[0] = '\0';
+	p->ops[p->n].text[0] = '\0';
 	return &p->ops[p->n++];
 }
 
@@ -324,8 +329,8 @@ static void parse_redis_request(struct cpending *p,
 		if (!o)
 			break;
 		o->start_ns = ev->start_ns;
-		snprintf(o->name, sizeof(o->name), "%s", cmd.name);
-		snprintf(o->text, sizeof(o->text), "%s", cmd.name);
+		ks_strlcpy(o->name, cmd.name, sizeof(o->name));
+		ks_strlcpy(o->text, cmd.name, sizeof(o->text));
 		if (n <= 0)
 			break; /* cut by the capture: counted, then stop */
 		b += n;
@@ -516,13 +521,11 @@ static void finish_http(struct l7_client *c, const struct proc_entry *e,
 			struct cpending *p, const struct ks_l7_event *ev,
 			double secs)
 {
-	char addr[INET6_ADDRSTRLEN] = "", port[8], status[8];
-	const char *lv[] = { e->service, p->ops[0].name, addr, port, status };
+	char status[24];
+	const char *lv[] = { e->service, p->ops[0].name, c->peer_addr,
+			     c->peer_port, status };
 
-	inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr, addr,
-		  sizeof(addr));
-	snprintf(port, sizeof(port), "%u", ev->rport);
-	snprintf(status, sizeof(status), "%u", ev->status);
+	ks_utoa(status, ev->status);
 	metric_observe(c->http_dur, lv, secs);
 }
 
@@ -547,7 +550,7 @@ static void on_done(struct l7_client *c, const struct proc_entry *e,
 	c->peer_addr[0] = '\0';
 	inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr,
 		  c->peer_addr, sizeof(c->peer_addr));
-	snprintf(c->peer_port, sizeof(c->peer_port), "%u", ev->rport);
+	ks_utoa(c->peer_port, ev->rport);
 	secs = ev->end_ns > ev->start_ns ?
 		       (double)(ev->end_ns - ev->start_ns) * 1e-9 :
 		       0;

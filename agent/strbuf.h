@@ -36,4 +36,13 @@ void sb_json_str(struct strbuf *sb, const char *s);
 /* A double the way Prometheus and JSON both accept it (NaN/Inf spelled out). */
 void sb_double(struct strbuf *sb, double v);
 
+/*
+ * Small formatting for hot paths (a per-event snprintf costs more than the
+ * rest of the event's handling): the decimal digits of v into buf, which
+ * has room for 21 bytes, NUL-terminated, returning their count; and a copy
+ * of src into dst of size cap >= 1, truncated and NUL-terminated.
+ */
+size_t ks_utoa(char *buf, unsigned long long v);
+void ks_strlcpy(char *dst, const char *src, size_t cap);
+
 #endif

@@ -591,8 +591,31 @@ static void test_promtool(void)
 	metric_registry_free(r);
 }
 
+/* The hot-path formatting helpers of strbuf.h. */
+static void test_small_format(void)
+{
+	static const unsigned long long nums[] = { 0, 7, 10, 65535, 1000000,
+						   18446744073709551615ULL };
+	char buf[24], want[24], small[4];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		n = ks_utoa(buf, nums[i]);
+		snprintf(want, sizeof(want), "%llu", nums[i]);
+		CHECK_STR(buf, want);
+		CHECK(n == strlen(want));
+	}
+	ks_strlcpy(small, "GET", sizeof(small));
+	CHECK_STR(small, "GET");
+	ks_strlcpy(small, "DELETE", sizeof(small));
+	CHECK_STR(small, "DEL");
+	ks_strlcpy(small, "", sizeof(small));
+	CHECK_STR(small, "");
+}
+
 int main(void)
 {
+	test_small_format();
 	test_counter();
 	test_gauge();
 	test_histogram();
