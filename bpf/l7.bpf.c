@@ -30,6 +30,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define L7_CONNS_MAX 65536
 #define HEAD_SCAN 256
+#define IOV_LOOK 8 /* iovecs of a writev looked at for a response's tail */
 
 /* var &= mask in a way the compiler cannot drop, so the verifier sees the
  * bound (it may otherwise reuse an unmasked copy). */
@@ -322,28 +323,45 @@ static __always_inline int head_line(struct head_scan *h, __u32 j)
 	return 0;
 }
 
+/* Does w hold a '\n'? (a zero byte in w ^ "\n\n\n\n\n\n\n\n") */
+static __always_inline int has_newline(__u64 w)
+{
+	__u64 x = w ^ (ONES * '\n');
+
+	return ((x - ONES) & ~x & HIGHS) != 0;
+}
+
+/* The lines starting in the 8 bytes at base, which hold a '\n'. */
+static __always_inline int scan_lines(struct head_scan *h, __u64 w,
+				      __u32 base)
+{
+	__u32 k;
+
+#pragma unroll
+	for (k = 0; k < 8; k++)
+		if (((w >> (8 * k)) & 0xff) == '\n' && head_line(h, base + k))
+			return 1;
+	return 0;
+}
+
 /*
- * Eight bytes of the head per call (bpf_loop callback, verified once): a
- * word without a '\n' costs a few instructions, a call per byte would
+ * Sixteen bytes of the head per call (bpf_loop callback, verified once): a
+ * stretch without a '\n' costs a few instructions, a call per byte would
  * cost the callback overhead 256 times (measured: 2 us per head).
  */
 static long scan_word(__u32 i, struct head_scan *h)
 {
-	__u64 base = (__u64)i * 8, w, x;
-	__u32 k;
+	__u64 base = (__u64)i * 16, w0, w1;
 
 	if (base >= h->n || base >= HEAD_SCAN)
 		return 1;
-	VERIFIER_BOUND(base, 0xf8);
-	w = *(__u64 *)(h->b + base);
-	x = w ^ (ONES * '\n');
-	if (!((x - ONES) & ~x & HIGHS))
-		return 0; /* no newline in these 8 bytes */
-#pragma unroll
-	for (k = 0; k < 8; k++)
-		if (((w >> (8 * k)) & 0xff) == '\n' &&
-		    head_line(h, (__u32)base + k))
-			return 1;
+	VERIFIER_BOUND(base, 0xf0);
+	w0 = *(__u64 *)(h->b + base);
+	w1 = *(__u64 *)(h->b + base + 8);
+	if (has_newline(w0) && scan_lines(h, w0, (__u32)base))
+		return 1;
+	if (has_newline(w1) && scan_lines(h, w1, (__u32)base + 8))
+		return 1;
 	return 0;
 }
 
@@ -373,7 +391,7 @@ static __always_inline void parse_response(struct l7_conn *c, const void *buf,
 	c->status = status;
 	h.b = s->b;
 	h.n = n;
-	bpf_loop(HEAD_SCAN / 8, scan_word, &h, 0);
+	bpf_loop(HEAD_SCAN / 16, scan_word, &h, 0);
 	if (h.chunked)
 		c->flags |= CF_CHUNKED;
 	if (!h.head_len)
@@ -676,9 +694,9 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 				     __u64 now)
 {
 	const void *first = (const void *)a->buf, *tail_end;
-	__u64 first_len = ret;
-	struct iovec iov;
-	__u32 i;
+	struct iovec iov[IOV_LOOK];
+	__u64 first_len = ret, sz;
+	__u32 i, cnt;
 
 	if (c->role == ROLE_IGNORE)
 		return;
@@ -696,20 +714,21 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 	tail_end = (const void *)(a->buf + ret);
 	if (a->op == IO_WRITEV) {
 		/* Head in the first buffer; the tail is the end of the last
-		 * non-empty one. */
-		if (bpf_probe_read_user(&iov, sizeof(iov), first))
+		 * non-empty one among the first IOV_LOOK (one copy). */
+		cnt = a->iovcnt < IOV_LOOK ? a->iovcnt : IOV_LOOK;
+		if (cnt == 0)
 			return;
-		first = iov.iov_base;
-		first_len = iov.iov_len;
+		sz = cnt * sizeof(struct iovec);
+		VERIFIER_BOUND(sz, 0xff);
+		if (sz > sizeof(iov) || bpf_probe_read_user(iov, sz, first))
+			return;
+		first = iov[0].iov_base;
+		first_len = iov[0].iov_len;
 		tail_end = first + first_len;
-		for (i = 1; i < 16 && i < a->iovcnt; i++) {
-			if (bpf_probe_read_user(&iov, sizeof(iov),
-						(const void *)a->buf +
-							i * sizeof(iov)))
-				break;
-			if (iov.iov_len)
-				tail_end = iov.iov_base + iov.iov_len;
-		}
+#pragma unroll
+		for (i = 1; i < IOV_LOOK; i++)
+			if (i < cnt && iov[i].iov_len)
+				tail_end = iov[i].iov_base + iov[i].iov_len;
 	}
 	if (c->role == ROLE_SERVER)
 		server_write(c, key, first, first_len, tail_end, ret, now);
