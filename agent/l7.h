@@ -18,6 +18,7 @@
 #include "queries.h"
 
 struct l7;
+struct spans;
 
 struct l7_stats {
 	uint64_t unmatched; /* end records with no request seen */
@@ -30,5 +31,7 @@ void l7_free(struct l7 *l);
 void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		 const struct ks_l7_event *ev);
 void l7_stats(const struct l7 *l, struct l7_stats *out);
+/* Build spans of the exchanges too (NULL or disabled: do not). */
+void l7_set_spans(struct l7 *l, struct spans *s);
 
 #endif

@@ -18,10 +18,13 @@
 #include "queries.h"
 
 struct l7_client;
+struct spans;
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
 				struct queries *q);
 void l7_client_free(struct l7_client *c);
+/* Build a span per operation too (NULL: do not). */
+void l7_client_set_spans(struct l7_client *c, struct spans *s);
 void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 			const struct ks_l7_event *ev);
 
