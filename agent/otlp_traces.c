@@ -39,15 +39,14 @@ struct enc_res {
 	otlp_kv *kvp[RES_ATTRS];
 };
 
-static void set_str(otlp_kv *kv, otlp_any *av, const char *key,
-		    const char *val)
+static void set_str(otlp_kv *kv, otlp_any *av, const char *key, const char *val)
 {
 	opentelemetry__proto__common__v1__key_value__init(kv);
 	opentelemetry__proto__common__v1__any_value__init(av);
 	kv->key = (char *)key;
 	kv->value = av;
 	av->value_case =
-		OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+	    OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
 	av->string_value = (char *)val;
 }
 
@@ -58,7 +57,7 @@ static void set_int(otlp_kv *kv, otlp_any *av, const char *key, int64_t val)
 	kv->key = (char *)key;
 	kv->value = av;
 	av->value_case =
-		OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+	    OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
 	av->int_value = val;
 }
 
@@ -79,9 +78,10 @@ static void build_span(struct enc_span *e, const struct span *sp)
 	}
 	s->flags = sp->flags;
 	s->name = (char *)span_name(sp);
-	s->kind = sp->kind == SPAN_KIND_SERVER ?
-			  OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER :
-			  OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT;
+	s->kind =
+	    sp->kind == SPAN_KIND_SERVER
+		? OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER
+		: OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT;
 	s->start_time_unix_nano = sp->start_unix_ns;
 	s->end_time_unix_nano = sp->end_unix_ns;
 	for (i = 0; i < sp->nattrs && i < SPAN_ATTRS_MAX; i++) {
@@ -98,14 +98,14 @@ static void build_span(struct enc_span *e, const struct span *sp)
 	s->n_attributes = i;
 	if (sp->error) {
 		e->st.code =
-			OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+		    OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
 		s->status = &e->st;
 	}
 }
 
-static void build_resource(struct enc_res *e, const struct span *first,
-			   const char *host,
-			   Opentelemetry__Proto__Common__V1__InstrumentationScope *scope)
+static void
+build_resource(struct enc_res *e, const struct span *first, const char *host,
+	       Opentelemetry__Proto__Common__V1__InstrumentationScope *scope)
 {
 	size_t n = 0;
 
@@ -153,9 +153,9 @@ int otlp_traces_encode(const struct span *spans, size_t n,
 		       const char *host_name, uint8_t **out, size_t *len)
 {
 	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req =
-		OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+	    OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
 	Opentelemetry__Proto__Common__V1__InstrumentationScope scope =
-		OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
+	    OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
 	Opentelemetry__Proto__Trace__V1__ResourceSpans **rsp = NULL;
 	struct enc_span *es = NULL;
 	struct enc_res *er = NULL;
@@ -180,8 +180,7 @@ int otlp_traces_encode(const struct span *spans, size_t n,
 		build_span(&es[i], &spans[i]);
 		r = find_res(spans, res_of, nres, &spans[i]);
 		if (r == nres) {
-			build_resource(&er[nres], &spans[i], host_name,
-				       &scope);
+			build_resource(&er[nres], &spans[i], host_name, &scope);
 			res_of[nres] = i; /* its first span */
 			nres++;
 		}
@@ -200,7 +199,8 @@ int otlp_traces_encode(const struct span *spans, size_t n,
 	}
 	req.resource_spans = rsp;
 	req.n_resource_spans = nres;
-	*len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+	*len =
+	    opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
 		&req);
 	*out = malloc(*len ? *len : 1);
 	if (!*out) {
@@ -208,7 +208,7 @@ int otlp_traces_encode(const struct span *spans, size_t n,
 		goto out;
 	}
 	opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
-		&req, *out);
+	    &req, *out);
 	err = 0;
 out:
 	free(es);

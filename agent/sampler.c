@@ -88,12 +88,12 @@ static const struct {
 	bool parent_based;
 	int ratio; /* -1: use the argument; else a fixed 0 or 1 */
 } samplers[] = {
-	{ "always_on", false, 1 },
-	{ "always_off", false, 0 },
-	{ "traceidratio", false, -1 },
-	{ "parentbased_always_on", true, 1 },
-	{ "parentbased_always_off", true, 0 },
-	{ "parentbased_traceidratio", true, -1 },
+    {"always_on", false, 1},
+    {"always_off", false, 0},
+    {"traceidratio", false, -1},
+    {"parentbased_always_on", true, 1},
+    {"parentbased_always_off", true, 0},
+    {"parentbased_traceidratio", true, -1},
 };
 
 int trace_config_resolve(const struct trace_flags *f,
@@ -114,9 +114,13 @@ int trace_config_resolve(const struct trace_flags *f,
 			if (!strcmp(env, samplers[i].name))
 				break;
 		if (i == sizeof(samplers) / sizeof(samplers[0])) {
-			snprintf(err, errlen,
-				 "invalid OTEL_TRACES_SAMPLER '%s': expected always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
-				 env);
+			snprintf(
+			    err, errlen,
+			    "invalid OTEL_TRACES_SAMPLER '%s': expected "
+			    "always_on, always_off, traceidratio, "
+			    "parentbased_always_on, parentbased_always_off or "
+			    "parentbased_traceidratio",
+			    env);
 			return -EINVAL;
 		}
 		c->parent_based = samplers[i].parent_based;
@@ -124,21 +128,24 @@ int trace_config_resolve(const struct trace_flags *f,
 			c->ratio = samplers[i].ratio;
 		} else if (arg && *arg && parse_ratio(arg, &c->ratio)) {
 			snprintf(err, errlen,
-				 "invalid OTEL_TRACES_SAMPLER_ARG '%s': expected a ratio 0..1",
+				 "invalid OTEL_TRACES_SAMPLER_ARG '%s': "
+				 "expected a ratio 0..1",
 				 arg);
 			return -EINVAL;
 		}
 	}
 	if (f->ratio && parse_ratio(f->ratio, &c->ratio)) {
 		snprintf(err, errlen,
-			 "invalid value '%s' for --trace-sample-ratio: expected 0..1",
+			 "invalid value '%s' for --trace-sample-ratio: "
+			 "expected 0..1",
 			 f->ratio);
 		return -EINVAL;
 	}
-	if (f->keep_slower && parse_duration_ns(f->keep_slower,
-						&c->keep_slower_ns)) {
+	if (f->keep_slower &&
+	    parse_duration_ns(f->keep_slower, &c->keep_slower_ns)) {
 		snprintf(err, errlen,
-			 "invalid value '%s' for --trace-keep-slower-than: expected e.g. 500ms, 2s or 0 (off)",
+			 "invalid value '%s' for --trace-keep-slower-than: "
+			 "expected e.g. 500ms, 2s or 0 (off)",
 			 f->keep_slower);
 		return -EINVAL;
 	}

@@ -26,17 +26,17 @@
 #include <stdint.h>
 
 struct trace_config {
-	bool enabled; /* build spans at all (--traces) */
-	bool parent_based; /* follow an incoming sampled flag */
-	double ratio; /* 0..1 */
-	uint64_t threshold; /* T above, from ratio */
+	bool enabled;		 /* build spans at all (--traces) */
+	bool parent_based;	 /* follow an incoming sampled flag */
+	double ratio;		 /* 0..1 */
+	uint64_t threshold;	 /* T above, from ratio */
 	uint64_t keep_slower_ns; /* 0: off */
 };
 
 /* The flags as given (NULL / false: not given). */
 struct trace_flags {
 	bool traces;
-	const char *ratio; /* --trace-sample-ratio */
+	const char *ratio;	 /* --trace-sample-ratio */
 	const char *keep_slower; /* --trace-keep-slower-than */
 };
 

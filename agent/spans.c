@@ -33,21 +33,21 @@
 #define CHILD_MAX 2048
 #define PROC_SLOTS 1024 /* power of two */
 #define PROC_PROBE 16
-#define PROC_OPEN 16 /* open requests tracked per process */
-#define RECENT_STARTS 32 /* power of two */
+#define PROC_OPEN 16		     /* open requests tracked per process */
+#define RECENT_STARTS 32	     /* power of two */
 #define CHILD_WAIT_NS 10000000000ULL /* children wait at most 10 s */
-#define OPEN_MAX_NS 600000000000ULL /* a request open 10 min is lost */
+#define OPEN_MAX_NS 600000000000ULL  /* a request open 10 min is lost */
 
 enum exch_state { EX_FREE = 0, EX_OPEN, EX_CLOSED };
 
 struct exch {
 	uint32_t gen;
 	uint8_t state;
-	uint8_t has_span; /* the head parsed: a server span is built */
+	uint8_t has_span;  /* the head parsed: a server span is built */
 	uint8_t head_keep; /* head sampling decision of its trace */
 	uint8_t tail_keep; /* an error or slow span in the local trace */
-	uint8_t flushed; /* children no longer wait (CHILD_WAIT passed) */
-	uint8_t kept; /* closed: the decision made at its end */
+	uint8_t flushed;   /* children no longer wait (CHILD_WAIT passed) */
+	uint8_t kept;	   /* closed: the decision made at its end */
 	uint32_t pid;
 	uint64_t conn_id;
 	uint64_t start_ns;
@@ -62,12 +62,12 @@ struct child {
 };
 
 struct tproc {
-	uint32_t pid; /* 0: free */
+	uint32_t pid;	/* 0: free */
 	uint32_t epoch; /* bumped when the slot changes hands */
 	uint16_t nopen;
-	int32_t open[PROC_OPEN]; /* exchange slots, oldest first */
-	uint32_t untracked; /* open requests not in open[] */
-	uint64_t seq; /* requests read */
+	int32_t open[PROC_OPEN];	/* exchange slots, oldest first */
+	uint32_t untracked;		/* open requests not in open[] */
+	uint64_t seq;			/* requests read */
 	uint64_t starts[RECENT_STARTS]; /* start of request seq % N */
 };
 
@@ -110,8 +110,7 @@ static uint16_t pool_add(struct span *sp, const char *s, size_t n, bool *ok)
 	return off;
 }
 
-static void attr_strn(struct span *sp, const char *key, const char *v,
-		      size_t n)
+static void attr_strn(struct span *sp, const char *key, const char *v, size_t n)
 {
 	struct span_attr *a;
 	bool ok;
@@ -169,8 +168,7 @@ const char *span_name(const struct span *sp)
 	return sp->pool + sp->name_off;
 }
 
-static const struct span_attr *find_attr(const struct span *sp,
-					 const char *key)
+static const struct span_attr *find_attr(const struct span *sp, const char *key)
 {
 	unsigned i;
 
@@ -583,8 +581,8 @@ static struct exch *confirm_parent(struct spans *s,
 	}
 	x = &s->xs[par->exch];
 	p = &s->procs[par->proc % PROC_SLOTS];
-	if (x->gen != par->gen || p->epoch != par->epoch ||
-	    p->pid != op->pid || p->seq - par->seq >= RECENT_STARTS)
+	if (x->gen != par->gen || p->epoch != par->epoch || p->pid != op->pid ||
+	    p->seq - par->seq >= RECENT_STARTS)
 		return NULL;
 	for (q = par->seq + 1; q <= p->seq; q++) {
 		if (p->starts[q % RECENT_STARTS] <= op->start_ns) {
@@ -597,11 +595,11 @@ static struct exch *confirm_parent(struct spans *s,
 
 static void client_span_attrs(struct span *sp, const struct span_client_op *op)
 {
-	static const char *const systems[] = { "http", "postgresql", "redis" };
-	const char *opname = op->operation && *op->operation &&
-					     strcmp(op->operation, "_OTHER") ?
-				     op->operation :
-				     NULL;
+	static const char *const systems[] = {"http", "postgresql", "redis"};
+	const char *opname =
+	    op->operation && *op->operation && strcmp(op->operation, "_OTHER")
+		? op->operation
+		: NULL;
 	char code[8];
 
 	if (op->proto == SPAN_PROTO_HTTP) {
@@ -663,16 +661,16 @@ void spans_client(struct spans *s, const struct span_client_op *op,
 	if (!x) {
 		rand_bytes(s, sp.trace_id, 16);
 		head = sampler_head(&s->cfg, sp.trace_id, false, false);
-		sp.flags = SPAN_FLAG_HAS_IS_REMOTE |
-			   (head ? SPAN_FLAG_SAMPLED : 0);
+		sp.flags =
+		    SPAN_FLAG_HAS_IS_REMOTE | (head ? SPAN_FLAG_SAMPLED : 0);
 		emit(s, &sp, head || alone);
 		return;
 	}
 	memcpy(sp.trace_id, x->sp.trace_id, 16);
 	memcpy(sp.parent_id, x->sp.span_id, 8);
 	sp.has_parent = 1;
-	sp.flags = SPAN_FLAG_HAS_IS_REMOTE |
-		   (x->head_keep ? SPAN_FLAG_SAMPLED : 0);
+	sp.flags =
+	    SPAN_FLAG_HAS_IS_REMOTE | (x->head_keep ? SPAN_FLAG_SAMPLED : 0);
 	if (x->state == EX_CLOSED) {
 		emit(s, &sp, x->kept || alone);
 		return;
@@ -739,11 +737,10 @@ void spans_get_stats(struct spans *s, struct spans_stats *out)
 
 void spans_publish(struct spans *s)
 {
-	static const char *const unlinked[] = { "none_in_flight", "ambiguous",
-						"unknown" };
-	static const char *const dropped[] = { "not_sampled", "queue_full",
-					       "untracked", "open_timeout",
-					       "encode" };
+	static const char *const unlinked[] = {"none_in_flight", "ambiguous",
+					       "unknown"};
+	static const char *const dropped[] = {
+	    "not_sampled", "queue_full", "untracked", "open_timeout", "encode"};
 	struct spans_stats st;
 	unsigned i;
 
@@ -751,18 +748,18 @@ void spans_publish(struct spans *s)
 		return;
 	spans_get_stats(s, &st);
 	{
-		const char *sv[] = { "server" }, *cv[] = { "client" };
+		const char *sv[] = {"server"}, *cv[] = {"client"};
 
 		metric_set(s->m_spans, sv, (double)st.server);
 		metric_set(s->m_spans, cv, (double)st.client);
 	}
 	for (i = 0; i < SPAN_UNLINKED__COUNT; i++) {
-		const char *lv[] = { unlinked[i] };
+		const char *lv[] = {unlinked[i]};
 
 		metric_set(s->m_unlinked, lv, (double)st.unlinked[i]);
 	}
 	for (i = 0; i < SPAN_DROP__COUNT; i++) {
-		const char *lv[] = { dropped[i] };
+		const char *lv[] = {dropped[i]};
 
 		metric_set(s->m_dropped, lv, (double)st.dropped[i]);
 	}
@@ -843,7 +840,8 @@ int spans_collect_otlp(void *ctx, uint8_t **body, size_t *len)
 	return err;
 }
 
-/* ---- setup ---------------------------------------------------------------- */
+/* ---- setup ----------------------------------------------------------------
+ */
 
 int64_t spans_clock_offset(void)
 {
@@ -868,21 +866,26 @@ int64_t spans_clock_offset(void)
 
 static int register_metrics(struct spans *s, struct metric_registry *reg)
 {
-	static const char *const kind[] = { "span_kind", NULL };
-	static const char *const reason[] = { "reason", NULL };
+	static const char *const kind[] = {"span_kind", NULL};
+	static const char *const reason[] = {"reason", NULL};
 
-	s->m_spans = metric_family_new(
-		reg, "katascope_spans_total", METRIC_COUNTER,
-		"Spans built from finished exchanges, by span_kind (server, client), before sampling.",
-		kind, NULL, 0);
+	s->m_spans =
+	    metric_family_new(reg, "katascope_spans_total", METRIC_COUNTER,
+			      "Spans built from finished exchanges, by "
+			      "span_kind (server, client), before sampling.",
+			      kind, NULL, 0);
 	s->m_dropped = metric_family_new(
-		reg, "katascope_spans_dropped_total", METRIC_COUNTER,
-		"Spans not exported, by reason: not_sampled, queue_full (push fell behind), untracked (request tables full), open_timeout (no end seen), encode.",
-		reason, NULL, 0);
+	    reg, "katascope_spans_dropped_total", METRIC_COUNTER,
+	    "Spans not exported, by reason: not_sampled, queue_full (push fell "
+	    "behind), untracked (request tables full), open_timeout (no end "
+	    "seen), encode.",
+	    reason, NULL, 0);
 	s->m_unlinked = metric_family_new(
-		reg, "katascope_spans_unlinked_total", METRIC_COUNTER,
-		"Client spans not parented to a server span, by reason: none_in_flight, ambiguous (several requests in flight), unknown (the agent lost track).",
-		reason, NULL, 0);
+	    reg, "katascope_spans_unlinked_total", METRIC_COUNTER,
+	    "Client spans not parented to a server span, by reason: "
+	    "none_in_flight, ambiguous (several requests in flight), unknown "
+	    "(the agent lost track).",
+	    reason, NULL, 0);
 	return s->m_spans && s->m_dropped && s->m_unlinked ? 0 : -ENOMEM;
 }
 
@@ -902,8 +905,8 @@ struct spans *spans_new(const struct spans_opts *o)
 		snprintf(s->host, sizeof(s->host), "%s", o->host_name);
 	else if (gethostname(s->host, sizeof(s->host) - 1))
 		s->host[0] = '\0';
-	if (!s->rng && getrandom(&s->rng, sizeof(s->rng), 0) !=
-			       (ssize_t)sizeof(s->rng))
+	if (!s->rng &&
+	    getrandom(&s->rng, sizeof(s->rng), 0) != (ssize_t)sizeof(s->rng))
 		s->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	if (o->reg && register_metrics(s, o->reg))
 		goto fail;

@@ -77,8 +77,8 @@ struct span {
 	uint8_t span_id[8];
 	uint8_t parent_id[8];
 	uint32_t flags; /* SPAN_FLAG_* */
-	uint8_t kind; /* enum span_kind */
-	uint8_t error; /* status ERROR */
+	uint8_t kind;	/* enum span_kind */
+	uint8_t error;	/* status ERROR */
 	uint8_t has_parent;
 	uint8_t nattrs;
 	uint32_t pid;
@@ -100,9 +100,9 @@ struct span_server_req {
 	uint32_t pid;
 	const char *service;
 	uint64_t conn_id;
-	uint64_t start_ns; /* kernel clock */
+	uint64_t start_ns;  /* kernel clock */
 	const char *method; /* NULL: the head did not parse; tracked, no span */
-	const char *route; /* normalized; "" when unknown */
+	const char *route;  /* normalized; "" when unknown */
 	const char *path;
 	size_t path_len;
 	const struct w3c_traceparent *tp; /* NULL: none valid */
@@ -129,28 +129,28 @@ struct span_client_op {
 	const char *service;
 	enum span_proto proto;
 	uint64_t start_ns, end_ns; /* kernel clock */
-	const char *operation; /* HTTP method, SQL keyword, Redis command */
-	const char *collection; /* table; "" */
-	const char *query_text; /* literal-stripped SQL; NULL */
-	const char *error; /* SQLSTATE or Redis error prefix; "" */
-	unsigned status; /* HTTP status */
+	const char *operation;	   /* HTTP method, SQL keyword, Redis command */
+	const char *collection;	   /* table; "" */
+	const char *query_text;	   /* literal-stripped SQL; NULL */
+	const char *error;	   /* SQLSTATE or Redis error prefix; "" */
+	unsigned status;	   /* HTTP status */
 	const char *peer_addr;
 	unsigned peer_port;
 };
 
 enum span_unlinked {
 	SPAN_UNLINKED_NONE_IN_FLIGHT, /* no request of the process in flight */
-	SPAN_UNLINKED_AMBIGUOUS, /* two or more */
+	SPAN_UNLINKED_AMBIGUOUS,      /* two or more */
 	SPAN_UNLINKED_UNKNOWN, /* the agent lost track (tables, unparsed) */
 	SPAN_UNLINKED__COUNT,
 };
 
 enum span_drop {
-	SPAN_DROP_NOT_SAMPLED, /* head sampling said no, no error, not slow */
-	SPAN_DROP_QUEUE_FULL, /* the push consumer fell behind the ring */
-	SPAN_DROP_UNTRACKED, /* request tables full: no server span */
+	SPAN_DROP_NOT_SAMPLED,	/* head sampling said no, no error, not slow */
+	SPAN_DROP_QUEUE_FULL,	/* the push consumer fell behind the ring */
+	SPAN_DROP_UNTRACKED,	/* request tables full: no server span */
 	SPAN_DROP_OPEN_TIMEOUT, /* no end seen for SPANS_OPEN_MAX */
-	SPAN_DROP_ENCODE, /* taken for push but could not be encoded */
+	SPAN_DROP_ENCODE,	/* taken for push but could not be encoded */
 	SPAN_DROP__COUNT,
 };
 
@@ -159,14 +159,14 @@ struct span_parent {
 	int32_t exch; /* exchange slot; -1: none (reason) */
 	uint32_t gen;
 	uint32_t proc, epoch; /* process slot and its epoch */
-	uint64_t seq; /* the process's requests seen at the snapshot */
-	uint8_t reason; /* enum span_unlinked, when exch < 0 */
+	uint64_t seq;	      /* the process's requests seen at the snapshot */
+	uint8_t reason;	      /* enum span_unlinked, when exch < 0 */
 	uint8_t valid;
 };
 
 struct spans_stats {
 	uint64_t server, client; /* spans built */
-	uint64_t linked; /* client spans parented to a server span */
+	uint64_t linked;	 /* client spans parented to a server span */
 	uint64_t unlinked[SPAN_UNLINKED__COUNT];
 	uint64_t dropped[SPAN_DROP__COUNT];
 	uint64_t kept; /* spans put into the ring */
@@ -175,9 +175,9 @@ struct spans_stats {
 struct spans_opts {
 	struct trace_config cfg;
 	int64_t mono_to_unix_ns; /* spans_clock_offset() */
-	bool push; /* a consumer drains the ring (spans_collect_otlp) */
+	bool push;     /* a consumer drains the ring (spans_collect_otlp) */
 	uint64_t seed; /* ids; 0: from getrandom() */
-	const char *host_name; /* NULL: gethostname() */
+	const char *host_name;	     /* NULL: gethostname() */
 	struct metric_registry *reg; /* self-metric families; may be NULL */
 };
 

@@ -36,10 +36,10 @@ static struct span out[SPANS_RING];
 static struct trace_config cfg(double ratio, bool parent_based,
 			       uint64_t slow_ns)
 {
-	struct trace_config c = { .enabled = true,
-				  .parent_based = parent_based,
-				  .ratio = ratio,
-				  .keep_slower_ns = slow_ns };
+	struct trace_config c = {.enabled = true,
+				 .parent_based = parent_based,
+				 .ratio = ratio,
+				 .keep_slower_ns = slow_ns};
 
 	c.threshold = sampler_threshold(ratio);
 	return c;
@@ -47,11 +47,11 @@ static struct trace_config cfg(double ratio, bool parent_based,
 
 static struct spans *mk(struct trace_config c, bool push)
 {
-	struct spans_opts o = { .cfg = c,
-				.mono_to_unix_ns = OFFSET,
-				.push = push,
-				.seed = 12345,
-				.host_name = "testhost" };
+	struct spans_opts o = {.cfg = c,
+			       .mono_to_unix_ns = OFFSET,
+			       .push = push,
+			       .seed = 12345,
+			       .host_name = "testhost"};
 
 	return spans_new(&o);
 }
@@ -59,30 +59,30 @@ static struct spans *mk(struct trace_config c, bool push)
 static void req(struct spans *s, uint64_t conn, uint64_t start,
 		const char *path, const struct w3c_traceparent *tp)
 {
-	struct span_server_req r = { .pid = PID,
-				     .service = "api",
-				     .conn_id = conn,
-				     .start_ns = start,
-				     .method = "GET",
-				     .route = path,
-				     .path = path,
-				     .path_len = strlen(path),
-				     .tp = tp };
+	struct span_server_req r = {.pid = PID,
+				    .service = "api",
+				    .conn_id = conn,
+				    .start_ns = start,
+				    .method = "GET",
+				    .route = path,
+				    .path = path,
+				    .path_len = strlen(path),
+				    .tp = tp};
 
 	spans_server_request(s, &r);
 }
 
 static void end(struct spans *s, uint64_t conn, uint64_t t, unsigned status)
 {
-	static const uint8_t addr[16] = { 10, 0, 0, 7 };
-	struct span_server_end e = { .pid = PID,
-				     .conn_id = conn,
-				     .end_ns = t,
-				     .status = status,
-				     .lport = 8080,
-				     .rport = 50000,
-				     .family = 2,
-				     .raddr = addr };
+	static const uint8_t addr[16] = {10, 0, 0, 7};
+	struct span_server_end e = {.pid = PID,
+				    .conn_id = conn,
+				    .end_ns = t,
+				    .status = status,
+				    .lport = 8080,
+				    .rport = 50000,
+				    .family = 2,
+				    .raddr = addr};
 
 	spans_server_end(s, &e);
 }
@@ -91,17 +91,18 @@ static void end(struct spans *s, uint64_t conn, uint64_t t, unsigned status)
 static void sql(struct spans *s, uint64_t start, uint64_t endt,
 		const struct span_parent *par, const char *err)
 {
-	struct span_client_op op = { .pid = PID,
-				     .service = "api",
-				     .proto = SPAN_PROTO_PG,
-				     .start_ns = start,
-				     .end_ns = endt,
-				     .operation = "SELECT",
-				     .collection = "users",
-				     .query_text = "SELECT * FROM users WHERE id = $1",
-				     .error = err,
-				     .peer_addr = "127.0.0.1",
-				     .peer_port = 5432 };
+	struct span_client_op op = {.pid = PID,
+				    .service = "api",
+				    .proto = SPAN_PROTO_PG,
+				    .start_ns = start,
+				    .end_ns = endt,
+				    .operation = "SELECT",
+				    .collection = "users",
+				    .query_text =
+					"SELECT * FROM users WHERE id = $1",
+				    .error = err,
+				    .peer_addr = "127.0.0.1",
+				    .peer_port = 5432};
 
 	spans_client(s, &op, par);
 }
@@ -152,28 +153,28 @@ static void test_traceparent(void)
 		const char *in;
 		int ok;
 	} t[] = {
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 1 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", 1 },
-		/* a later version may append fields after a '-' */
-		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz", 1 },
-		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 1 },
-		/* ... but version 00 is exactly 55 characters */
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz", 0 },
-		{ "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", 0 },
-		{ "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
-		{ "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1", 0 },
-		{ "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01", 0 },
-		{ "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
-		{ "00-00000000000000000000000000000000-00f067aa0ba902b7-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", 0 },
-		{ "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902g7-01", 0 },
-		{ "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
-		{ "", 0 },
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 1},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", 1},
+	    /* a later version may append fields after a '-' */
+	    {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz", 1},
+	    {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 1},
+	    /* ... but version 00 is exactly 55 characters */
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz", 0},
+	    {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", 0},
+	    {"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0},
+	    {"0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1", 0},
+	    {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01", 0},
+	    {"0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0},
+	    {"00-00000000000000000000000000000000-00f067aa0ba902b7-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", 0},
+	    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902g7-01", 0},
+	    {"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0},
+	    {"", 0},
 	};
 	struct w3c_traceparent tp;
 	size_t i;
@@ -239,34 +240,34 @@ static void test_server_span(void)
 static void test_client_spans(void)
 {
 	struct spans *s = mk(cfg(1, true, 0), false);
-	struct span_client_op http = { .pid = PID,
+	struct span_client_op http = {.pid = PID,
+				      .service = "api",
+				      .proto = SPAN_PROTO_HTTP,
+				      .start_ns = 10 * MS,
+				      .end_ns = 15 * MS,
+				      .operation = "POST",
+				      .status = 404,
+				      .peer_addr = "10.1.2.3",
+				      .peer_port = 80};
+	struct span_client_op rd = {.pid = PID,
+				    .service = "api",
+				    .proto = SPAN_PROTO_REDIS,
+				    .start_ns = 20 * MS,
+				    .end_ns = 21 * MS,
+				    .operation = "GET",
+				    .collection = "",
+				    .query_text = "GET",
+				    .error = "WRONGTYPE",
+				    .peer_addr = "127.0.0.1",
+				    .peer_port = 6379};
+	struct span_client_op other = {.pid = PID,
 				       .service = "api",
-				       .proto = SPAN_PROTO_HTTP,
-				       .start_ns = 10 * MS,
-				       .end_ns = 15 * MS,
-				       .operation = "POST",
-				       .status = 404,
-				       .peer_addr = "10.1.2.3",
-				       .peer_port = 80 };
-	struct span_client_op rd = { .pid = PID,
-				     .service = "api",
-				     .proto = SPAN_PROTO_REDIS,
-				     .start_ns = 20 * MS,
-				     .end_ns = 21 * MS,
-				     .operation = "GET",
-				     .collection = "",
-				     .query_text = "GET",
-				     .error = "WRONGTYPE",
-				     .peer_addr = "127.0.0.1",
-				     .peer_port = 6379 };
-	struct span_client_op other = { .pid = PID,
-					.service = "api",
-					.proto = SPAN_PROTO_PG,
-					.start_ns = 30 * MS,
-					.end_ns = 31 * MS,
-					.operation = "_OTHER",
-					.collection = "",
-					.error = "" };
+				       .proto = SPAN_PROTO_PG,
+				       .start_ns = 30 * MS,
+				       .end_ns = 31 * MS,
+				       .operation = "_OTHER",
+				       .collection = "",
+				       .error = ""};
 	const struct span *sp;
 	size_t n;
 
@@ -344,7 +345,8 @@ static void test_parent_one_in_flight(void)
 		CHECK(!memcmp(db->trace_id, srv->trace_id, 16));
 		CHECK(!memcmp(db->parent_id, srv->span_id, 8));
 		CHECK_INT(db->has_parent, 1);
-		CHECK_INT(db->flags, SPAN_FLAG_HAS_IS_REMOTE | SPAN_FLAG_SAMPLED);
+		CHECK_INT(db->flags,
+			  SPAN_FLAG_HAS_IS_REMOTE | SPAN_FLAG_SAMPLED);
 	}
 	spans_get_stats(s, &st);
 	CHECK_INT(st.linked, 1);
@@ -389,10 +391,10 @@ static void test_parent_ambiguous(void)
 
 	/* the only request in flight did not parse: no span to join */
 	{
-		struct span_server_req r = { .pid = PID,
-					     .service = "api",
-					     .conn_id = 9,
-					     .start_ns = 400 * MS };
+		struct span_server_req r = {.pid = PID,
+					    .service = "api",
+					    .conn_id = 9,
+					    .start_ns = 400 * MS};
 
 		spans_server_request(s, &r);
 	}
@@ -522,7 +524,7 @@ static void test_sampler(void)
 static void test_sampling_spans(void)
 {
 	/* 00-...-00: the caller did not sample; ratio 1 is not consulted */
-	struct w3c_traceparent tp = { .version = 0, .flags = 0 };
+	struct w3c_traceparent tp = {.version = 0, .flags = 0};
 	struct spans *s = mk(cfg(1, true, 50 * MS), false);
 	struct span_parent par;
 	struct spans_stats st;
@@ -571,7 +573,7 @@ static void test_sampling_spans(void)
 	end(s, 1, 101 * MS, 200);
 	CHECK_INT(recent(s), 1);
 	CHECK_INT(out[0].flags, SPAN_FLAG_HAS_IS_REMOTE | SPAN_FLAG_IS_REMOTE |
-					SPAN_FLAG_SAMPLED);
+				    SPAN_FLAG_SAMPLED);
 	spans_free(s);
 }
 
@@ -621,7 +623,7 @@ static char *fake_getenv(const char *name)
 
 static void test_config(void)
 {
-	struct trace_flags f = { 0 };
+	struct trace_flags f = {0};
 	struct trace_config c;
 	char err[256];
 
@@ -716,8 +718,8 @@ static void test_queue(void)
 
 /* ---- through l7: the traceparent capture limit -------------------------- */
 
-static void l7_request(struct l7 *l, const struct proc_entry *e,
-		       uint64_t conn, const char *head, uint64_t t)
+static void l7_request(struct l7 *l, const struct proc_entry *e, uint64_t conn,
+		       const char *head, uint64_t t)
 {
 	struct ks_l7_event ev;
 	size_t n = strlen(head);
@@ -744,7 +746,7 @@ static void test_through_l7(void)
 	struct metric_registry *reg = metric_registry_new(0);
 	struct spans *s = mk(cfg(1, true, 0), false);
 	struct l7 *l = l7_new(reg, NULL);
-	struct proc_entry e = { .pid = PID, .service = "api", .monitored = 1 };
+	struct proc_entry e = {.pid = PID, .service = "api", .monitored = 1};
 	char head[512], pad[300];
 	size_t n;
 
@@ -783,7 +785,7 @@ static void test_through_l7(void)
 /* ---- encoding ---------------------------------------------------------- */
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
-	req_t;
+    req_t;
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 
 static const kv_t *kv(kv_t **kvs, size_t n, const char *key)
@@ -800,13 +802,13 @@ static void test_encode(void)
 {
 	struct spans *s = mk(cfg(1, true, 0), false);
 	struct span_parent par;
-	struct span_client_op other = { .pid = PID + 1,
-					.service = "worker",
-					.proto = SPAN_PROTO_REDIS,
-					.start_ns = 5 * MS,
-					.end_ns = 6 * MS,
-					.operation = "SET",
-					.error = "" };
+	struct span_client_op other = {.pid = PID + 1,
+				       .service = "worker",
+				       .proto = SPAN_PROTO_REDIS,
+				       .start_ns = 5 * MS,
+				       .end_ns = 6 * MS,
+				       .operation = "SET",
+				       .error = ""};
 	Opentelemetry__Proto__Trace__V1__ResourceSpans *rs;
 	Opentelemetry__Proto__Trace__V1__Span *sp, *db;
 	const kv_t *a;
@@ -823,7 +825,7 @@ static void test_encode(void)
 	CHECK_INT(n, 3);
 	CHECK_INT(otlp_traces_encode(out, n, "testhost", &body, &len), 0);
 	r = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-		NULL, len, body);
+	    NULL, len, body);
 	CHECK(r != NULL);
 	if (!r)
 		return;
@@ -849,8 +851,9 @@ static void test_encode(void)
 	sp = rs->scope_spans[0]->spans[0];
 	db = rs->scope_spans[0]->spans[1];
 	CHECK_STR(sp->name, "GET /users/{id}");
-	CHECK_INT(sp->kind,
-		  OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER);
+	CHECK_INT(
+	    sp->kind,
+	    OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER);
 	CHECK_INT(sp->trace_id.len, 16);
 	CHECK_INT(sp->span_id.len, 8);
 	CHECK_INT(sp->parent_span_id.len, 0);
@@ -859,26 +862,30 @@ static void test_encode(void)
 	CHECK_INT(sp->flags, SPAN_FLAG_HAS_IS_REMOTE | SPAN_FLAG_SAMPLED);
 	CHECK(sp->status == NULL);
 	a = kv(sp->attributes, sp->n_attributes, "http.response.status_code");
-	CHECK(a && a->value->value_case ==
-			   OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE &&
-	      a->value->int_value == 200);
+	CHECK(
+	    a &&
+	    a->value->value_case ==
+		OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE &&
+	    a->value->int_value == 200);
 	CHECK_STR(db->name, "SELECT users");
-	CHECK_INT(db->kind,
-		  OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT);
+	CHECK_INT(
+	    db->kind,
+	    OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT);
 	CHECK(db->trace_id.len == 16 &&
 	      !memcmp(db->trace_id.data, sp->trace_id.data, 16));
 	CHECK(db->parent_span_id.len == 8 &&
 	      !memcmp(db->parent_span_id.data, sp->span_id.data, 8));
-	CHECK(db->status &&
-	      db->status->code ==
-		      OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR);
+	CHECK(
+	    db->status &&
+	    db->status->code ==
+		OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR);
 	a = kv(db->attributes, db->n_attributes, "error.type");
 	CHECK(a && !strcmp(a->value->string_value, "42P01"));
 	a = kv(r->resource_spans[0]->resource->attributes,
 	       r->resource_spans[0]->resource->n_attributes, "service.name");
 	CHECK(a && !strcmp(a->value->string_value, "worker"));
 	opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(
-		r, NULL);
+	    r, NULL);
 	free(body);
 	/* no spans: an empty, valid request */
 	CHECK_INT(otlp_traces_encode(out, 0, "h", &body, &len), 0);
