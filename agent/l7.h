@@ -5,7 +5,8 @@
  * first bytes of its head) and its end (status, timestamps). This file
  * pairs them by connection, parses the head with l7_http, normalizes the
  * route (route.h, plus a per-service cardinality guard) and observes
- * http_server_request_duration_seconds. Pure: no BPF, no I/O.
+ * http_server_request_duration_seconds. With l7_set_spans() it also hands
+ * every request and its end to the tracer (spans.h). Pure: no BPF, no I/O.
  */
 #ifndef KS_L7_H
 #define KS_L7_H

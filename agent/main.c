@@ -297,7 +297,9 @@ static int start(struct agent *a, char *msg, size_t len)
 	}
 	{
 		/* Spans are built only with --traces (see docs/tracing.md);
-		 * their self-metric families exist either way. */
+		 * their self-metric families exist either way. An OTLP push
+		 * of traces sets .push (the ring then queues for it) and
+		 * enables tracing, and polls spans_collect_otlp(a->spans). */
 		struct spans_opts so = { .cfg = a->opt.trace, .reg = a->reg };
 
 		so.mono_to_unix_ns = spans_clock_offset();
