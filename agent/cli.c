@@ -25,6 +25,12 @@ static const char usage[] =
 	"      --slow-query-ms MS   keep and log statements at least this slow (default 50)\n"
 	"      --profile-hz HZ      CPU profile sampling frequency (default 99)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"      --traces             build spans of every exchange; serve the newest at\n"
+	"                           /v1/traces (see docs/tracing.md)\n"
+	"      --trace-sample-ratio R  keep this share of traces, 0..1 (default 1;\n"
+	"                           OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)\n"
+	"      --trace-keep-slower-than DUR  keep spans at least this slow whatever\n"
+	"                           the ratio, e.g. 500ms, 2s; 0: off (default 500ms)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
@@ -143,6 +149,9 @@ enum {
 	OPT_SLOW_MS,
 	OPT_PROFILE_HZ,
 	OPT_TYPE,
+	OPT_TRACES,
+	OPT_TRACE_RATIO,
+	OPT_TRACE_SLOW,
 };
 
 static const struct option longopts[] = {
@@ -154,6 +163,9 @@ static const struct option longopts[] = {
 	{ "refresh-ms", required_argument, NULL, OPT_REFRESH_MS },
 	{ "slow-query-ms", required_argument, NULL, OPT_SLOW_MS },
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
+	{ "traces", no_argument, NULL, OPT_TRACES },
+	{ "trace-sample-ratio", required_argument, NULL, OPT_TRACE_RATIO },
+	{ "trace-keep-slower-than", required_argument, NULL, OPT_TRACE_SLOW },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -176,6 +188,7 @@ static const char *flag_name(int c, char *buf, size_t len)
 enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			  char err[CLI_ERR_LEN], void *out)
 {
+	struct trace_flags tf = { 0 };
 	unsigned long v;
 	char fb[32];
 	int c, lvl;
@@ -249,6 +262,15 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			}
 			o->profile_hz = (unsigned)v;
 			break;
+		case OPT_TRACES:
+			tf.traces = true;
+			break;
+		case OPT_TRACE_RATIO:
+			tf.ratio = optarg;
+			break;
+		case OPT_TRACE_SLOW:
+			tf.keep_slower = optarg;
+			break;
 		case 'h':
 			fputs(usage, (FILE *)out);
 			return CLI_EXIT_OK;
@@ -277,6 +299,8 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			 "unexpected argument '%s' (see --help)", argv[optind]);
 		return CLI_ERROR;
 	}
+	if (trace_config_resolve(&tf, getenv, &o->trace, err, CLI_ERR_LEN))
+		return CLI_ERROR;
 	return CLI_RUN;
 }
 

@@ -10,6 +10,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "sampler.h"
+
 #define CLI_MAX_PIDS 64
 #define CLI_ERR_LEN 256
 
@@ -28,6 +30,7 @@ struct options {
 	unsigned slow_query_ms; /* statements at least this slow are kept */
 	unsigned profile_hz; /* CPU sampling frequency */
 	const char *proc_root;
+	struct trace_config trace; /* --traces, sampling */
 };
 
 enum cli_result {

@@ -1,5 +1,6 @@
 /*
- * httpd.c - /, /metrics, /v1/metrics, /healthz ... on libmicrohttpd. See
+ * httpd.c - /, /metrics, /v1/metrics, /v1/traces, /healthz ... on
+ * libmicrohttpd. See
  * httpd.h.
  */
 #include "httpd.h"
@@ -23,6 +24,7 @@ struct httpd {
 	struct metric_registry *reg;
 	struct queries *queries;
 	struct profiler *volatile profiler;
+	struct spans *spans;
 	uint64_t start_unix_ns;
 	pthread_mutex_t lock;
 	char *health;
@@ -34,6 +36,7 @@ static const char index_page[] =
 	"\n"
 	"GET /metrics   Prometheus metrics (text format 0.0.4)\n"
 	"GET /v1/metrics  the same metrics as an OTLP ExportMetricsServiceRequest (application/x-protobuf)\n"
+	"GET /v1/traces   the newest spans (up to 2048) as an OTLP ExportTraceServiceRequest (with --traces)\n"
 	"GET /healthz   probe groups and whether they attached (JSON; 200 ok, 503 not ready)\n"
 	"GET /api/slow-queries  the newest statements slower than --slow-query-ms (JSON)\n"
 	"GET /api/queries       statements by total time: calls, errors, total/mean/max ms (JSON; ?limit=N)\n"
@@ -129,6 +132,22 @@ static enum MHD_Result serve_otlp_metrics(struct httpd *h,
 				(uint64_t)now.tv_sec * 1000000000ULL +
 					(uint64_t)now.tv_nsec,
 				&body, &len))
+		return text(c, 500, "out of memory\n");
+	return reply(c, MHD_HTTP_OK, "application/x-protobuf", (char *)body,
+		     len, 1);
+}
+
+/* The newest kept spans; the push queue is not touched. */
+static enum MHD_Result serve_otlp_traces(struct httpd *h,
+					 struct MHD_Connection *c)
+{
+	uint8_t *body;
+	size_t len;
+
+	if (!spans_enabled(h->spans))
+		return text(c, MHD_HTTP_NOT_FOUND,
+			    "tracing is off: start the agent with --traces\n");
+	if (spans_recent_otlp(h->spans, &body, &len))
 		return text(c, 500, "out of memory\n");
 	return reply(c, MHD_HTTP_OK, "application/x-protobuf", (char *)body,
 		     len, 1);
@@ -254,7 +273,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 {
 	struct httpd *h = cls;
 	static const char *const paths[] = {
-		"/",		    "/metrics",		  "/v1/metrics", "/healthz",
+		"/",		    "/metrics",		  "/v1/metrics", "/v1/traces",
+		"/healthz",
 		"/api/slow-queries", "/api/queries",	  "/debug/pprof/profile",
 		"/debug/pprof/folded", "/flamegraph.svg", NULL
 	};
@@ -273,6 +293,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 		return serve_metrics(h, c);
 	if (!strcmp(url, "/v1/metrics"))
 		return serve_otlp_metrics(h, c);
+	if (!strcmp(url, "/v1/traces"))
+		return serve_otlp_traces(h, c);
 	if (!strcmp(url, "/healthz"))
 		return serve_health(h, c);
 	if (!strcmp(url, "/api/slow-queries"))
@@ -318,6 +340,7 @@ struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,
 	h->reg = src->reg;
 	h->queries = src->queries;
 	h->profiler = src->profiler;
+	h->spans = src->spans;
 	h->start_unix_ns = src->start_unix_ns;
 	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "profiler.h"
 #include "queries.h"
+#include "spans.h"
 
 struct httpd;
 
@@ -27,6 +28,7 @@ struct httpd_sources {
 	struct queries *queries;
 	struct profiler *profiler; /* NULL until the probes are loaded */
 	uint64_t start_unix_ns; /* the registry's start, for OTLP points */
+	struct spans *spans; /* /v1/traces; NULL or disabled: 404 */
 };
 
 struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,

@@ -10,6 +10,7 @@
 #include "l7_client.h"
 #include "l7_http.h"
 #include "route.h"
+#include "spans.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -46,6 +47,7 @@ struct guard_slot {
 struct l7 {
 	struct metric_registry *reg;
 	struct l7_client *client;
+	struct spans *spans; /* NULL: tracing off */
 	struct metric_family *http_dur;
 	struct metric_family *http_aborted;
 	struct metric_family *http_guessed;
@@ -142,7 +144,8 @@ static struct route_guard *guard_for(struct l7 *l, const char *service)
 
 /* Method and normalized, guarded route of one request head. */
 static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
-		    size_t len, struct pending_req *out)
+		    size_t len, struct pending_req *out,
+		    struct http1_request *reqp)
 {
 	struct http1_request req;
 	struct route_guard *g;
@@ -152,6 +155,7 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 
 	if (http1_parse_request(buf, len, &req))
 		return -1;
+	*reqp = req;
 	ks_strlcpy(out->method, http1_method_name(req.method),
 		   sizeof(out->method));
 	rlen = http_route(req.path, req.path_len,
@@ -176,6 +180,30 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 	return 0;
 }
 
+/* Tell the tracer about a request (req NULL: its head did not parse). */
+static void trace_request(struct l7 *l, const struct proc_entry *e,
+			  const struct ks_l7_event *ev,
+			  const struct pending_req *r,
+			  const struct http1_request *req)
+{
+	struct span_server_req sr = {
+		.pid = ev->hdr.pid,
+		.service = e->service,
+		.conn_id = ev->conn_id,
+		.start_ns = ev->start_ns,
+	};
+
+	if (req) {
+		sr.method = r->method;
+		sr.route = r->route;
+		sr.path = req->path;
+		sr.path_len = req->path_len;
+		if (req->h.flags & HTTP1_F_TRACEPARENT)
+			sr.tp = &req->h.traceparent;
+	}
+	spans_server_request(l->spans, &sr);
+}
+
 /*
  * A request record holds the first bytes the server read: one request
  * head, or several pipelined requests. Queue each complete one; the last
@@ -187,6 +215,7 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 	const uint8_t *buf = ev->data;
 	size_t len = ev->len > KS_L7_DATA ? KS_L7_DATA : ev->len;
 	struct pending *p = slot(l, ev->conn_id);
+	struct http1_request req;
 	ssize_t one;
 
 	if (p->conn_id && p->conn_id != ev->conn_id)
@@ -195,11 +224,16 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 	p->start_ns = ev->start_ns;
 	p->head = p->n = 0;
 	while (len > 0 && p->n < PIPELINE_MAX) {
-		if (describe(l, e, buf, len, &p->q[p->n])) {
-			if (p->n == 0)
+		if (describe(l, e, buf, len, &p->q[p->n], &req)) {
+			if (p->n == 0) {
 				l->st.unparsed++;
+				if (l->spans)
+					trace_request(l, e, ev, NULL, NULL);
+			}
 			break;
 		}
+		if (l->spans)
+			trace_request(l, e, ev, &p->q[p->n], &req);
 		p->n++;
 		one = http1_request_len(buf, len);
 		if (one <= 0 || (size_t)one >= len)
@@ -211,6 +245,24 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 		p->conn_id = 0;
 }
 
+static void trace_end(struct l7 *l, const struct ks_l7_event *ev)
+{
+	struct span_server_end se = {
+		.pid = ev->hdr.pid,
+		.conn_id = ev->conn_id,
+		.end_ns = ev->end_ns,
+		.status = ev->status,
+		.aborted = ev->kind == KS_L7_HTTP_ABORTED,
+		.tls = (ev->flags & KS_L7_F_TLS) != 0,
+		.lport = ev->lport,
+		.rport = ev->rport,
+		.family = ev->family,
+		.raddr = ev->raddr,
+	};
+
+	spans_server_end(l->spans, &se);
+}
+
 static void on_end(struct l7 *l, const struct proc_entry *e,
 		   const struct ks_l7_event *ev)
 {
@@ -219,6 +271,8 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	const struct pending_req *r;
 	char status[24], port[24];
 
+	if (l->spans)
+		trace_end(l, ev);
 	if (p->conn_id != ev->conn_id) {
 		l->st.unmatched++;
 		return;
@@ -268,6 +322,12 @@ void l7_on_event(struct l7 *l, const struct proc_entry *e,
 	default:
 		l7_client_on_event(l->client, e, ev);
 	}
+}
+
+void l7_set_spans(struct l7 *l, struct spans *s)
+{
+	l->spans = spans_enabled(s) ? s : NULL;
+	l7_client_set_spans(l->client, l->spans);
 }
 
 void l7_stats(const struct l7 *l, struct l7_stats *out)

@@ -5,7 +5,8 @@
  * first bytes of its head) and its end (status, timestamps). This file
  * pairs them by connection, parses the head with l7_http, normalizes the
  * route (route.h, plus a per-service cardinality guard) and observes
- * http_server_request_duration_seconds. Pure: no BPF, no I/O.
+ * http_server_request_duration_seconds. With l7_set_spans() it also hands
+ * every request and its end to the tracer (spans.h). Pure: no BPF, no I/O.
  */
 #ifndef KS_L7_H
 #define KS_L7_H
@@ -18,6 +19,7 @@
 #include "queries.h"
 
 struct l7;
+struct spans;
 
 struct l7_stats {
 	uint64_t unmatched; /* end records with no request seen */
@@ -30,5 +32,7 @@ void l7_free(struct l7 *l);
 void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		 const struct ks_l7_event *ev);
 void l7_stats(const struct l7 *l, struct l7_stats *out);
+/* Build spans of the exchanges too (NULL or disabled: do not). */
+void l7_set_spans(struct l7 *l, struct spans *s);
 
 #endif

@@ -11,6 +11,7 @@
 #include "l7_client.h"
 #include "l7_pg.h"
 #include "l7_redis.h"
+#include "spans.h"
 #include "sqlnorm.h"
 #include "strbuf.h"
 
@@ -33,6 +34,7 @@ static const double http_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
 
 struct op {
 	uint64_t start_ns; /* Redis: when its command was written */
+	struct span_parent parent; /* tracing: taken when it was written */
 	char name[REDIS_NAME_MAX]; /* SELECT, GET, or the HTTP method */
 	char collection[64];
 	char text[PG_STMT_TEXT_MAX]; /* normalized statement */
@@ -63,6 +65,7 @@ struct l7_client {
 	struct metric_family *redis_get;
 	struct metric_family *aborted;
 	struct cpending *pending;
+	struct spans *spans; /* NULL: tracing off */
 	struct pg_conn *pg[PG_CONN_SLOTS];
 	/* The peer of the answer being handled (server_address/port). */
 	char peer_addr[INET6_ADDRSTRLEN];
@@ -354,6 +357,42 @@ static void parse_http_request(struct cpending *p,
 	o->name[i] = '\0';
 }
 
+/* The operations this write started: which request they serve. */
+static void snapshot_parents(struct l7_client *c, struct cpending *p,
+			     const struct ks_l7_event *ev)
+{
+	unsigned i;
+
+	for (i = p->head; i < p->n; i++)
+		if (!p->ops[i].parent.valid)
+			spans_parent_at(c->spans, ev->hdr.pid, ev->start_ns,
+					&p->ops[i].parent);
+}
+
+/* One finished operation as a span. */
+static void trace_op(struct l7_client *c, const struct proc_entry *e,
+		     enum span_proto proto, const struct op *o,
+		     const char *err, uint64_t start_ns, uint64_t end_ns,
+		     unsigned status)
+{
+	struct span_client_op so = {
+		.pid = (uint32_t)e->pid,
+		.service = e->service,
+		.proto = proto,
+		.start_ns = start_ns,
+		.end_ns = end_ns,
+		.operation = o->name,
+		.collection = o->collection,
+		.query_text = o->text,
+		.error = err,
+		.status = status,
+		.peer_addr = c->peer_addr,
+		.peer_port = (unsigned)atoi(c->peer_port),
+	};
+
+	spans_client(c->spans, &so, &o->parent);
+}
+
 static void on_request(struct l7_client *c, const struct ks_l7_event *ev)
 {
 	struct cpending *p = &c->pending[hash_slot(ev->conn_id, PENDING_SLOTS)];
@@ -372,6 +411,8 @@ static void on_request(struct l7_client *c, const struct ks_l7_event *ev)
 		parse_http_request(p, ev);
 	if (p->n == p->head)
 		p->conn_id = 0;
+	if (c->spans)
+		snapshot_parents(c, p, ev);
 }
 
 /* SQLSTATE of an ErrorResponse right before the final ReadyForQuery. */
@@ -413,14 +454,21 @@ static uint64_t unix_ns(void)
 
 static void observe_db(struct l7_client *c, const struct proc_entry *e,
 		       const char *system, const struct op *o,
-		       const char *err, double secs)
+		       const char *err, uint64_t start_ns, uint64_t end_ns)
 {
+	double secs = end_ns > start_ns ? (double)(end_ns - start_ns) * 1e-9 :
+					  0;
 	const char *lv[] = { e->service,     system,	     o->name,
 			     o->collection,  err,	     c->peer_addr,
 			     c->peer_port };
 	struct query_sample qs;
 
 	metric_observe(c->db_dur, lv, secs);
+	if (c->spans)
+		trace_op(c, e,
+			 strcmp(system, "redis") ? SPAN_PROTO_PG :
+						   SPAN_PROTO_REDIS,
+			 o, err, start_ns, end_ns, 0);
 	if (!c->queries || strcmp(system, "postgresql"))
 		return;
 	qs.service = e->service;
@@ -433,8 +481,7 @@ static void observe_db(struct l7_client *c, const struct proc_entry *e,
 }
 
 static void finish_pg(struct l7_client *c, const struct proc_entry *e,
-		      struct cpending *p, const struct ks_l7_event *ev,
-		      double secs)
+		      struct cpending *p, const struct ks_l7_event *ev)
 {
 	char err[8] = "";
 	unsigned i;
@@ -445,7 +492,7 @@ static void finish_pg(struct l7_client *c, const struct proc_entry *e,
 	/* The error ended the exchange: it belongs to the last statement. */
 	for (i = p->head; i < p->n; i++)
 		observe_db(c, e, "postgresql", &p->ops[i],
-			   i + 1 == p->n ? err : "", secs);
+			   i + 1 == p->n ? err : "", ev->start_ns, ev->end_ns);
 	p->conn_id = 0;
 }
 
@@ -455,9 +502,6 @@ static void redis_done(struct l7_client *c, const struct proc_entry *e,
 		       uint64_t end_ns)
 {
 	const char *err = "";
-	double secs = end_ns > o->start_ns ?
-			      (double)(end_ns - o->start_ns) * 1e-9 :
-			      0;
 
 	if (rep && redis_reply_is_error(rep))
 		err = rep->error[0] ? rep->error : "ERR";
@@ -467,7 +511,7 @@ static void redis_done(struct l7_client *c, const struct proc_entry *e,
 
 		metric_add(c->redis_get, lv, 1);
 	}
-	observe_db(c, e, "redis", o, err, secs);
+	observe_db(c, e, "redis", o, err, o->start_ns, end_ns);
 }
 
 /*
@@ -527,6 +571,9 @@ static void finish_http(struct l7_client *c, const struct proc_entry *e,
 
 	ks_utoa(status, ev->status);
 	metric_observe(c->http_dur, lv, secs);
+	if (c->spans)
+		trace_op(c, e, SPAN_PROTO_HTTP, &p->ops[0], "", ev->start_ns,
+			 ev->end_ns, ev->status);
 }
 
 static void on_done(struct l7_client *c, const struct proc_entry *e,
@@ -559,11 +606,16 @@ static void on_done(struct l7_client *c, const struct proc_entry *e,
 		finish_http(c, e, p, ev, secs);
 		p->conn_id = 0;
 	} else if (p->proto == KS_PROTO_PG) {
-		finish_pg(c, e, p, ev, secs);
+		finish_pg(c, e, p, ev);
 	} else {
 		finish_redis(c, e, p, ev);
 	}
 	metric_registry_unlock(c->reg);
+}
+
+void l7_client_set_spans(struct l7_client *c, struct spans *s)
+{
+	c->spans = s;
 }
 
 void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,

@@ -7,7 +7,9 @@
  * Execute of the extended protocol, its text from the Parse earlier on the
  * connection), one per Redis command (pipelines count each), one HTTP call.
  * The end record closes them all with one duration: from the first byte
- * written to the last byte of the answer read.
+ * written to the last byte of the answer read. With tracing on, each
+ * operation also becomes a CLIENT span; its parent candidate is taken when
+ * its request is written (spans_parent_at), the span built when it ends.
  */
 #ifndef KS_L7_CLIENT_H
 #define KS_L7_CLIENT_H
@@ -18,10 +20,13 @@
 #include "queries.h"
 
 struct l7_client;
+struct spans;
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
 				struct queries *q);
 void l7_client_free(struct l7_client *c);
+/* Build a span per operation too (NULL: do not). */
+void l7_client_set_spans(struct l7_client *c, struct spans *s);
 void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 			const struct ks_l7_event *ev);
 

@@ -28,6 +28,7 @@
 #include "probes.h"
 #include "proctab.h"
 #include "queries.h"
+#include "spans.h"
 #include "strbuf.h"
 #include "sysenv.h"
 #include "telemetry.h"
@@ -42,6 +43,7 @@ struct agent {
 	struct proctab *procs;
 	struct telemetry *tel;
 	struct l7 *l7;
+	struct spans *spans;
 	struct queries *queries;
 	struct profiler *profiler;
 	struct pgserver *pgserver;
@@ -217,6 +219,8 @@ static void refresh(struct agent *a)
 	a->self.processes = proctab_count(a->procs);
 	a->self.proctab_dropped = proctab_dropped(a->procs);
 	telemetry_refresh(a->tel, a->procs, &a->self);
+	spans_tick(a->spans, mono_ns());
+	spans_publish(a->spans);
 }
 
 /* The /healthz document; returns whether every core group attached. */
@@ -292,8 +296,24 @@ static int start(struct agent *a, char *msg, size_t len)
 		return -ENOMEM;
 	}
 	{
+		/* Spans are built only with --traces (see docs/tracing.md);
+		 * their self-metric families exist either way. An OTLP push
+		 * of traces sets .push (the ring then queues for it) and
+		 * enables tracing, and polls spans_collect_otlp(a->spans). */
+		struct spans_opts so = { .cfg = a->opt.trace, .reg = a->reg };
+
+		so.mono_to_unix_ns = spans_clock_offset();
+		a->spans = spans_new(&so);
+		if (!a->spans) {
+			close(fd);
+			snprintf(msg, len, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	{
 		/* Cumulative values count from here: the points' start. */
-		struct httpd_sources src = { a->reg, a->queries, NULL, 0 };
+		struct httpd_sources src = { a->reg, a->queries, NULL, 0,
+					     a->spans };
 		struct timespec now;
 
 		clock_gettime(CLOCK_REALTIME, &now);
@@ -315,6 +335,7 @@ static int start(struct agent *a, char *msg, size_t len)
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
+	l7_set_spans(a->l7, a->spans);
 	/* Probes first, then the /proc scan: a process started in between
 	 * is seen by both, never by neither. */
 	cfg.profile_hz = a->opt.profile_hz;
@@ -334,6 +355,13 @@ static int start(struct agent *a, char *msg, size_t len)
 	publish_health(a);
 	log_info("listening on http://%s:%d (/metrics, /healthz), %d processes",
 		 a->opt.listen_host, a->opt.listen_port, n);
+	if (spans_enabled(a->spans))
+		log_info("tracing on: sample ratio %g (%s), keep spans slower than %llu ms",
+			 a->opt.trace.ratio,
+			 a->opt.trace.parent_based ? "parent-based" :
+						     "trace id only",
+			 (unsigned long long)(a->opt.trace.keep_slower_ns /
+					      1000000));
 	return 0;
 }
 
@@ -364,6 +392,7 @@ static void cleanup(struct agent *a)
 	probes_close(a->probes);
 	telemetry_free(a->tel);
 	l7_free(a->l7);
+	spans_free(a->spans);
 	pgserver_free(a->pgserver);
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);

@@ -76,6 +76,9 @@ static const struct {
     {"katascope_events_total", "{record}"},
     {"katascope_processes_tracked", "{process}"},
     {"katascope_processes_dropped_total", "{process}"},
+    {"katascope_spans_total", "{span}"},
+    {"katascope_spans_dropped_total", "{span}"},
+    {"katascope_spans_unlinked_total", "{span}"},
 };
 
 /* Labels whose semconv attribute is not plain '_' -> '.', or is an int. */

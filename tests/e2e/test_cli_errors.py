@@ -34,6 +34,13 @@ def main():
     one_line(r, run([b, "--log-level", "loud"]), "bad --log-level", 2,
              "--log-level")
     one_line(r, run([b, "--listen"]), "missing value", 2, "--listen")
+    one_line(r, run([b, "--traces", "--trace-sample-ratio", "2"]),
+             "bad --trace-sample-ratio", 2, "--trace-sample-ratio")
+    one_line(r, run([b, "--trace-keep-slower-than", "soon"]),
+             "bad --trace-keep-slower-than", 2, "--trace-keep-slower-than")
+    one_line(r, run([b, "--traces"], env=dict(os.environ,
+                                              OTEL_TRACES_SAMPLER="maybe")),
+             "bad OTEL_TRACES_SAMPLER", 2, "OTEL_TRACES_SAMPLER")
     res = run([b, "--help"])
     r.check(res.returncode == 0 and "--listen" in res.stdout, "--help")
     res = run([b, "--version"])

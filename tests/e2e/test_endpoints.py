@@ -51,6 +51,9 @@ def main():
                 "index lists endpoints")
         st, _, _ = ks.http_get(agent.url + "/nope")
         r.eq(st, 404, "unknown path")
+        st, _, body = ks.http_get(agent.url + "/v1/traces")
+        r.check(st == 404 and "--traces" in body,
+                "/v1/traces without --traces: 404 naming the flag")
         req = urllib.request.Request(agent.url + "/metrics", method="POST",
                                      data=b"x")
         try:
