@@ -37,7 +37,8 @@ struct op {
 	struct span_parent parent; /* tracing: taken when it was written */
 	char name[REDIS_NAME_MAX]; /* SELECT, GET, or the HTTP method */
 	char collection[64];
-	char text[PG_STMT_TEXT_MAX]; /* normalized statement */
+	char text[PG_STMT_TEXT_MAX]; /* normalized statement; keep it last
+				      * (next_op clears what precedes it) */
 };
 
 struct cpending {
@@ -189,10 +190,9 @@ static struct op *next_op(struct cpending *p)
 	}
 	if (p->n >= OPS_MAX)
 		return NULL;
-	/* Every user sets what it reads: clear the strings, not the text. */
-	p->ops[p->n].start_ns = 0;
-	p->ops[p->n].name[0] = '\0';
-	p->ops[p->n].collection[0] = '\0';
+	/* All but the statement text (the large last member, a string):
+	 * clearing it whole per operation showed in the agent's profile. */
+	memset(&p->ops[p->n], 0, offsetof(struct op, text));
 	p->ops[p->n].text[0] = '\0';
 	return &p->ops[p->n++];
 }
