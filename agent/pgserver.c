@@ -20,7 +20,31 @@ struct pgserver {
 	struct metric_family *stmt;
 	struct metric_family *phase;
 	struct metric_family *lock;
+	struct metric_family *checkpoint;
 };
+
+/* Checkpoints are spread over minutes (checkpoint_completion_target). */
+static const double ckpt_bounds[] = { 0.01, 0.05, 0.1, 0.5, 1,	 5,
+				      10,   30,	  60,  120, 300, 600 };
+
+/* PostgreSQL's CHECKPOINT_* request flags (access/xlog.h, 9.6 to 17). */
+#define CKPT_IS_SHUTDOWN 0x0001
+#define CKPT_END_OF_RECOVERY 0x0002
+#define CKPT_CAUSE_XLOG 0x0080
+#define CKPT_CAUSE_TIME 0x0100
+
+const char *pg_checkpoint_trigger(uint32_t flags)
+{
+	if (flags & CKPT_IS_SHUTDOWN)
+		return "shutdown";
+	if (flags & CKPT_END_OF_RECOVERY)
+		return "end_of_recovery";
+	if (flags & CKPT_CAUSE_XLOG)
+		return "wal";
+	if (flags & CKPT_CAUSE_TIME)
+		return "time";
+	return "requested";
+}
 
 struct pgserver *pgserver_new(struct metric_registry *reg, struct queries *q)
 {
@@ -28,6 +52,8 @@ struct pgserver *pgserver_new(struct metric_registry *reg, struct queries *q)
 					      "db_operation_name", NULL };
 	static const char *const l_phase[] = { "service_name", "phase", NULL };
 	static const char *const l_svc[] = { "service_name", NULL };
+	static const char *const l_ckpt[] = { "service_name", "trigger",
+					      NULL };
 	struct pgserver *s = calloc(1, sizeof(*s));
 	unsigned nb = sizeof(bounds) / sizeof(bounds[0]);
 
@@ -50,7 +76,13 @@ struct pgserver *pgserver_new(struct metric_registry *reg, struct queries *q)
 		METRIC_HISTOGRAM,
 		"Heavyweight lock waits in PostgreSQL backends (USDT lock__wait__start to lock__wait__done).",
 		l_svc, bounds, nb);
-	if (!s->stmt || !s->phase || !s->lock) {
+	s->checkpoint = metric_family_new(
+		reg, "katascope_pg_checkpoint_duration_seconds",
+		METRIC_HISTOGRAM,
+		"PostgreSQL checkpoints, checkpoint__start to checkpoint__done in the process that ran them, by what triggered them.",
+		l_ckpt, ckpt_bounds,
+		sizeof(ckpt_bounds) / sizeof(ckpt_bounds[0]));
+	if (!s->stmt || !s->phase || !s->lock || !s->checkpoint) {
 		free(s);
 		return NULL;
 	}
@@ -113,6 +145,12 @@ void pgserver_on_event(struct pgserver *s, const struct proc_entry *e,
 		const char *lv[] = { e->service };
 
 		metric_observe(s->lock, lv, (double)ev->duration_ns * 1e-9);
+	} else if (ev->kind == KS_PG_CHECKPOINT) {
+		const char *lv[] = { e->service,
+				     pg_checkpoint_trigger(ev->flags) };
+
+		metric_observe(s->checkpoint, lv,
+			       (double)ev->duration_ns * 1e-9);
 	}
 	metric_registry_unlock(s->reg);
 }

@@ -1,8 +1,10 @@
 """PostgreSQL internals from its USDT probes, on a throwaway cluster started
 before the agent: K statements are K; a lock held 500 ms by one session
 makes the other's lock wait show at least 0.3 s; a deliberate deadlock is
-counted; the buffer hit ratio of the second read of a table (after a
-restart emptied shared buffers) is higher than the first's."""
+counted; K CHECKPOINT commands are K requested checkpoints, each lasting
+more than 0 and at most what the client measured, and a restart is one
+shutdown checkpoint; the buffer hit ratio of the second read of a table
+(after a restart emptied shared buffers) is higher than the first's."""
 import subprocess
 import threading
 import time
@@ -12,6 +14,8 @@ import services
 
 SVC = "ks-e2e-pgsrv"
 K = 25
+K_CKPT = 5
+CKPT = "katascope_pg_checkpoint_duration_seconds"
 
 
 class Session:
@@ -56,6 +60,7 @@ def main():
             statements(r, agent, pg)
             lock_wait(r, agent, pg)
             deadlock(r, agent, pg)
+            checkpoints(r, agent, pg)
             buffers(r, agent, pg)
     r.done()
 
@@ -119,8 +124,38 @@ def deadlock(r, agent, pg):
          "one deadlock counted (%s)" % out.strip()[:80])
 
 
+def checkpoints(r, agent, pg):
+    def count(trigger):
+        return m(agent, CKPT + "_count", trigger=trigger)
+
+    before = count("requested")
+    s = Session(pg)
+    s.query("CREATE TABLE ck (x int)")
+    for i in range(K_CKPT):
+        s.query("INSERT INTO ck VALUES (%d)" % i)  # a page to write
+        c0, sum0 = count("requested"), m(agent, CKPT + "_sum",
+                                         trigger="requested")
+        t0 = time.monotonic()
+        s.query("CHECKPOINT")
+        client = time.monotonic() - t0
+        ks.wait_for(lambda: count("requested") > c0, 5)
+        took = m(agent, CKPT + "_sum", trigger="requested") - sum0
+        r.check(count("requested") == c0 + 1 and 0 < took <= client,
+                "CHECKPOINT %d: one checkpoint of %.6f s, client saw "
+                "%.6f s" % (i + 1, took, client))
+    s.close()
+    time.sleep(1.2)  # and nothing more arrives
+    r.eq(count("requested") - before, K_CKPT,
+         "%d requested checkpoints counted" % K_CKPT)
+
+
 def buffers(r, agent, pg):
+    shutdowns = m(agent, CKPT + "_count", trigger="shutdown")
     pg.restart()  # shared buffers empty; the uprobes stay on the binary
+    ks.wait_for(lambda: m(agent, CKPT + "_count", trigger="shutdown") >
+                shutdowns, 5)
+    r.eq(m(agent, CKPT + "_count", trigger="shutdown") - shutdowns, 1,
+         "the restart's shutdown checkpoint counted")
 
     def counts():
         return (m(agent, "katascope_pg_buffer_reads_total", result="hit"),
