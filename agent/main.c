@@ -205,6 +205,7 @@ static void reap_exited(struct agent *a)
 	proctab_foreach(a->procs, find_exited, &c);
 	for (i = 0; i < c.n; i++) {
 		probes_forget_pid(a->probes, (uint32_t)c.pids[i]);
+		pgserver_forget(a->pgserver, c.pids[i]);
 		proctab_release(proctab_remove(a->procs, c.pids[i]));
 	}
 }
@@ -309,7 +310,7 @@ static int start(struct agent *a, char *msg, size_t len)
 		log_debug("%s (fine on kernels >= 5.11)", msg);
 	a->tel = telemetry_new(a->reg, a->opt.proc_root);
 	a->l7 = l7_new(a->reg, a->queries);
-	a->pgserver = pgserver_new(a->reg, a->queries);
+	a->pgserver = pgserver_new(a->reg, a->queries, a->opt.proc_root);
 	a->procs = proctab_new(a->opt.proc_root, 0, &filter);
 	if (!a->tel || !a->l7 || !a->pgserver || !a->procs) {
 		snprintf(msg, len, "out of memory");

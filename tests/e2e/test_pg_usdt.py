@@ -1,5 +1,6 @@
 """PostgreSQL internals from its USDT probes, on a throwaway cluster started
-before the agent: K statements are K; a lock held 500 ms by one session
+before the agent: K statements are K; K statements in one database and J
+in another (J short-lived connections) are K and J by db_namespace; a lock held 500 ms by one session
 makes the other's lock wait show at least 0.3 s; a deliberate deadlock is
 counted; K CHECKPOINT commands are K requested checkpoints, each lasting
 more than 0 and at most what the client measured, and a restart is one
@@ -19,10 +20,10 @@ CKPT = "katascope_pg_checkpoint_duration_seconds"
 
 
 class Session:
-    def __init__(self, pg):
+    def __init__(self, pg, db="postgres"):
         self.p = subprocess.Popen(
             ["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
-             "-X", "-q", "-At", "-v", "ON_ERROR_STOP=0"],
+             "-d", db, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=0"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
 
@@ -58,6 +59,7 @@ def main():
                     "USDT probes attached to the running postgres (%s)" %
                     g["error"])
             statements(r, agent, pg)
+            databases(r, agent, pg)
             lock_wait(r, agent, pg)
             deadlock(r, agent, pg)
             checkpoints(r, agent, pg)
@@ -81,6 +83,31 @@ def statements(r, agent, pg):
     time.sleep(1.2)  # and nothing more arrives
     r.eq(m(agent, name, db_operation_name="SELECT") - before, K,
          "%d known statements seen" % K)
+
+
+def databases(r, agent, pg):
+    """K statements in one session on ks_shop; J in ks_crm, each on a
+    connection of its own (psql -c: the backend exits right after, before
+    the agent could read its title from /proc)."""
+    name = "katascope_pg_statement_duration_seconds_count"
+    kdb, jdb = 7, 4
+    pg.psql("CREATE DATABASE ks_shop")
+    pg.psql("CREATE DATABASE ks_crm")
+
+    def n(db):
+        return m(agent, name, db_namespace=db, db_operation_name="SELECT")
+
+    s = Session(pg, db="ks_shop")
+    for i in range(kdb):
+        s.query("SELECT %d" % i)
+    s.close()
+    for i in range(jdb):
+        pg.psql("SELECT %d" % i, db="ks_crm")
+    ks.wait_for(lambda: n("ks_shop") >= kdb and n("ks_crm") >= jdb, 10)
+    time.sleep(1.2)
+    r.eq(n("ks_shop"), kdb, "%d statements in database ks_shop" % kdb)
+    r.eq(n("ks_crm"), jdb, "%d statements in database ks_crm, one "
+         "connection each" % jdb)
 
 
 def lock_wait(r, agent, pg):
