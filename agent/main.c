@@ -228,15 +228,17 @@ static int render_health(struct agent *a, struct strbuf *sb)
 
 	g = probes_groups(a->probes, &n);
 	for (i = 0; i < n; i++)
-		if (g[i].core && !g[i].attached)
+		if (g[i].core && g[i].enabled && !g[i].attached)
 			ok = 0;
 	sb_printf(sb, "{\"status\":\"%s\",\"version\":\"%s\",\"groups\":[",
 		  ok ? "ok" : "degraded", KATASCOPE_VERSION);
 	for (i = 0; i < n; i++) {
 		sb_printf(sb, "%s{\"name\":", i ? "," : "");
 		sb_json_str(sb, g[i].name);
-		sb_printf(sb, ",\"core\":%s,\"attached\":%s,\"programs\":%d,",
+		sb_printf(sb,
+			  ",\"core\":%s,\"enabled\":%s,\"attached\":%s,\"programs\":%d,",
 			  g[i].core ? "true" : "false",
+			  g[i].enabled ? "true" : "false",
 			  g[i].attached ? "true" : "false", g[i].nprogs);
 		sb_puts(sb, "\"probes\":");
 		sb_json_str(sb, g[i].what);
@@ -319,6 +321,7 @@ static int start(struct agent *a, char *msg, size_t len)
 	/* Probes first, then the /proc scan: a process started in between
 	 * is seen by both, never by neither. */
 	cfg.profile_hz = a->opt.profile_hz;
+	cfg.groups = a->opt.probe_groups;
 	err = probes_open(&a->probes, getpid(), &cfg, on_event, a, msg, len);
 	if (err)
 		return err;

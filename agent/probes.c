@@ -591,6 +591,7 @@ int probes_open(struct probes **out, pid_t self,
 		const struct probes_config *cfg, probe_event_fn fn, void *ctx,
 		char *msg, size_t len)
 {
+	static const char *const names[PG_MAX] = PROBE_GROUP_NAMES;
 	struct probes *p;
 	int err, i;
 
@@ -599,29 +600,29 @@ int probes_open(struct probes **out, pid_t self,
 	if (!p)
 		return -ENOMEM;
 	p->groups[PG_PROCESS] = (struct probe_group){
-		"process", "sched_process_exec/exit/fork tracepoints", 1
+		names[PG_PROCESS], "sched_process_exec/exit/fork tracepoints", 1
 	};
 	p->groups[PG_TCP] = (struct probe_group){
-		"tcp", "inet_sock_set_state, tcp_retransmit_skb, accept exits",
+		names[PG_TCP], "inet_sock_set_state, tcp_retransmit_skb, accept exits",
 		1
 	};
 	p->groups[PG_SCHED] = (struct probe_group){
-		"sched", "sched_switch/wakeup: CPU time, run-queue latency", 0
+		names[PG_SCHED], "sched_switch/wakeup: CPU time, run-queue latency", 0
 	};
 	p->groups[PG_PROFILE] = (struct probe_group){
-		"profile", "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",
+		names[PG_PROFILE], "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",
 		0
 	};
 	p->groups[PG_POSTGRES] = (struct probe_group){
-		"postgres", "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found, checkpoint__start/done",
+		names[PG_POSTGRES], "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found, checkpoint__start/done",
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
-		"node", "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
+		names[PG_NODE], "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
 		0
 	};
 	p->groups[PG_L7] = (struct probe_group){
-		"http", "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
+		names[PG_L7], "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
 		0
 	};
 	p->ncpus = libbpf_num_possible_cpus();
@@ -651,10 +652,12 @@ int probes_open(struct probes **out, pid_t self,
 	if (wanted(cfg, PG_NODE))
 		open_node(p, self);
 
-	for (i = 0; i < PG_MAX; i++)
-		if (!wanted(cfg, i))
+	for (i = 0; i < PG_MAX; i++) {
+		p->groups[i].enabled = wanted(cfg, i);
+		if (!p->groups[i].enabled)
 			snprintf(p->groups[i].error, sizeof(p->groups[i].error),
-				 "not enabled in this mode");
+				 "not enabled (--probes)");
+	}
 	p->rb = ring_buffer__new(p->events_fd, fn, ctx, NULL);
 	if (!p->rb) {
 		err = -errno;

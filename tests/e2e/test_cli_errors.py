@@ -33,6 +33,8 @@ def main():
     one_line(r, run([b, "--pid", "x"]), "bad --pid", 2, "--pid")
     one_line(r, run([b, "--log-level", "loud"]), "bad --log-level", 2,
              "--log-level")
+    one_line(r, run([b, "--probes", "node,nod"]), "bad --probes", 2,
+             "--probes")
     one_line(r, run([b, "--listen"]), "missing value", 2, "--listen")
     res = run([b, "--help"])
     r.check(res.returncode == 0 and "--listen" in res.stdout, "--help")
