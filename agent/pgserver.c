@@ -45,7 +45,8 @@ struct pgserver {
 static const double ckpt_bounds[] = { 0.01, 0.05, 0.1, 0.5, 1,	 5,
 				      10,   30,	  60,  120, 300, 600 };
 
-/* PostgreSQL's CHECKPOINT_* request flags (access/xlog.h, 9.6 to 17). */
+/* CHECKPOINT_* request flags as PostgreSQL 15 defines them (access/xlog.h;
+ * older releases numbered the cause bits differently). */
 #define CKPT_IS_SHUTDOWN 0x0001
 #define CKPT_END_OF_RECOVERY 0x0002
 #define CKPT_CAUSE_XLOG 0x0080
