@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "log.h"
+#include "probes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +25,9 @@ static const char usage[] =
 	"      --refresh-ms MS      how often kernel counters are read (default 1000)\n"
 	"      --slow-query-ms MS   keep and log statements at least this slow (default 50)\n"
 	"      --profile-hz HZ      CPU profile sampling frequency (default 99)\n"
+	"      --probes LIST        load only these probe groups, e.g. node,http (default all):\n"
+	"                           process, tcp, sched, http, profile, postgres, node;\n"
+	"                           process is always loaded\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"      --traces             build spans of every exchange; serve the newest at\n"
 	"                           /v1/traces (see docs/tracing.md)\n"
@@ -122,6 +126,31 @@ int parse_listen(const char *s, struct options *o)
 	return 0;
 }
 
+int parse_probe_groups(const char *s, unsigned *mask)
+{
+	static const char *const names[PG_MAX] = PROBE_GROUP_NAMES;
+	const char *p = s, *end;
+	unsigned m = 1u << PG_PROCESS;
+	size_t n;
+	int g;
+
+	for (;;) {
+		end = strchr(p, ',');
+		n = end ? (size_t)(end - p) : strlen(p);
+		for (g = 0; g < PG_MAX; g++)
+			if (strlen(names[g]) == n && !strncmp(p, names[g], n))
+				break;
+		if (g == PG_MAX)
+			return -EINVAL;
+		m |= 1u << g;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	*mask = m;
+	return 0;
+}
+
 static int add_pid(int *arr, int *n, const char *flag, const char *v,
 		   char err[CLI_ERR_LEN])
 {
@@ -152,6 +181,7 @@ enum {
 	OPT_TRACES,
 	OPT_TRACE_RATIO,
 	OPT_TRACE_SLOW,
+	OPT_PROBES,
 };
 
 static const struct option longopts[] = {
@@ -166,6 +196,7 @@ static const struct option longopts[] = {
 	{ "traces", no_argument, NULL, OPT_TRACES },
 	{ "trace-sample-ratio", required_argument, NULL, OPT_TRACE_RATIO },
 	{ "trace-keep-slower-than", required_argument, NULL, OPT_TRACE_SLOW },
+	{ "probes", required_argument, NULL, OPT_PROBES },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -270,6 +301,14 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			break;
 		case OPT_TRACE_SLOW:
 			tf.keep_slower = optarg;
+			break;
+		case OPT_PROBES:
+			if (parse_probe_groups(optarg, &o->probe_groups)) {
+				snprintf(err, CLI_ERR_LEN,
+					 "invalid value '%s' for --probes: expected a comma-separated list of process, tcp, sched, http, profile, postgres, node",
+					 optarg);
+				return CLI_ERROR;
+			}
 			break;
 		case 'h':
 			fputs(usage, (FILE *)out);

@@ -29,6 +29,7 @@ struct options {
 	unsigned refresh_ms; /* how often kernel maps are folded into metrics */
 	unsigned slow_query_ms; /* statements at least this slow are kept */
 	unsigned profile_hz; /* CPU sampling frequency */
+	unsigned probe_groups; /* bit per enum probe_group_id; 0: all */
 	const char *proc_root;
 	struct trace_config trace; /* --traces, sampling */
 };
@@ -63,6 +64,12 @@ enum cli_result cli_parse_profile(int argc, char **argv,
 int parse_duration(const char *s, unsigned *secs);
 /* ".svg" -> 2, ".pb.gz" -> 0, ".folded" -> 1; -1 otherwise. */
 int output_format(const char *path);
+
+/*
+ * "node,http" -> a bit per probe group named (enum probe_group_id), the
+ * process group always included. 0 or -EINVAL (an unknown or empty name).
+ */
+int parse_probe_groups(const char *s, unsigned *mask);
 
 /* "HOST:PORT" or "[V6]:PORT" -> sockaddr. 0 or -EINVAL. */
 int parse_listen(const char *s, struct options *o);

@@ -207,6 +207,7 @@ static void reap_exited(struct agent *a)
 	proctab_foreach(a->procs, find_exited, &c);
 	for (i = 0; i < c.n; i++) {
 		probes_forget_pid(a->probes, (uint32_t)c.pids[i]);
+		pgserver_forget(a->pgserver, c.pids[i]);
 		proctab_release(proctab_remove(a->procs, c.pids[i]));
 	}
 }
@@ -231,15 +232,17 @@ static int render_health(struct agent *a, struct strbuf *sb)
 
 	g = probes_groups(a->probes, &n);
 	for (i = 0; i < n; i++)
-		if (g[i].core && !g[i].attached)
+		if (g[i].core && g[i].enabled && !g[i].attached)
 			ok = 0;
 	sb_printf(sb, "{\"status\":\"%s\",\"version\":\"%s\",\"groups\":[",
 		  ok ? "ok" : "degraded", KATASCOPE_VERSION);
 	for (i = 0; i < n; i++) {
 		sb_printf(sb, "%s{\"name\":", i ? "," : "");
 		sb_json_str(sb, g[i].name);
-		sb_printf(sb, ",\"core\":%s,\"attached\":%s,\"programs\":%d,",
+		sb_printf(sb,
+			  ",\"core\":%s,\"enabled\":%s,\"attached\":%s,\"programs\":%d,",
 			  g[i].core ? "true" : "false",
+			  g[i].enabled ? "true" : "false",
 			  g[i].attached ? "true" : "false", g[i].nprogs);
 		sb_puts(sb, "\"probes\":");
 		sb_json_str(sb, g[i].what);
@@ -329,7 +332,7 @@ static int start(struct agent *a, char *msg, size_t len)
 		log_debug("%s (fine on kernels >= 5.11)", msg);
 	a->tel = telemetry_new(a->reg, a->opt.proc_root);
 	a->l7 = l7_new(a->reg, a->queries);
-	a->pgserver = pgserver_new(a->reg, a->queries);
+	a->pgserver = pgserver_new(a->reg, a->queries, a->opt.proc_root);
 	a->procs = proctab_new(a->opt.proc_root, 0, &filter);
 	if (!a->tel || !a->l7 || !a->pgserver || !a->procs) {
 		snprintf(msg, len, "out of memory");
@@ -339,6 +342,7 @@ static int start(struct agent *a, char *msg, size_t len)
 	/* Probes first, then the /proc scan: a process started in between
 	 * is seen by both, never by neither. */
 	cfg.profile_hz = a->opt.profile_hz;
+	cfg.groups = a->opt.probe_groups;
 	err = probes_open(&a->probes, getpid(), &cfg, on_event, a, msg, len);
 	if (err)
 		return err;

@@ -3,6 +3,7 @@
  */
 #include "probes.h"
 #include "log.h"
+#include "usdt_notes.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -257,6 +258,71 @@ static void open_pg(struct probes *p, pid_t self)
 		 "no postgres binary seen yet (attached when one runs)");
 }
 
+static void keep_link(struct probes *p, struct bpf_link *link)
+{
+	if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
+		p->links[p->nlinks++] = link;
+	else
+		bpf_link__destroy(link);
+}
+
+/*
+ * Checkpoint durations: checkpoint__start through libbpf's USDT support
+ * (its flags argument is a register), checkpoint__done as a plain uprobe
+ * at the address its ELF note gives, the kernel setting the probe's
+ * semaphore through the uprobe's reference counter (libbpf 1.1 cannot
+ * parse that probe's RIP-relative argument specs and refuses to attach
+ * it). Both or neither; a binary without them keeps its other probes.
+ * Returns the programs attached or -errno with why.
+ */
+static int attach_pg_checkpoints(struct probes *p, const char *path,
+				 char *why, size_t len)
+{
+	struct usdt_note notes[4];
+	struct bpf_link *links[5];
+	int i, n, nl = 0, err;
+
+	n = usdt_notes_find(path, "postgresql", "checkpoint__done", notes, 4);
+	if (n <= 0) {
+		snprintf(why, len, "no USDT note postgresql:checkpoint__done%s%s",
+			 n < 0 ? ": " : "", n < 0 ? strerror(-n) : "");
+		return n < 0 ? n : -ENOENT;
+	}
+	n = n > 4 ? 4 : n;
+	links[nl] = bpf_program__attach_usdt(
+		p->pg->progs.handle_pg_checkpoint_start, -1, path,
+		"postgresql", "checkpoint__start", NULL);
+	err = libbpf_get_error(links[nl]);
+	if (err) {
+		snprintf(why, len, "USDT postgresql:checkpoint__start: %s",
+			 strerror(-err));
+		return err;
+	}
+	nl++;
+	for (i = 0; i < n; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo,
+			    .ref_ctr_offset = notes[i].sema_offset);
+
+		links[nl] = bpf_program__attach_uprobe_opts(
+			p->pg->progs.handle_pg_checkpoint_done, -1, path,
+			notes[i].pc_offset, &uo);
+		err = libbpf_get_error(links[nl]);
+		if (err) {
+			snprintf(why, len,
+				 "uprobe at postgresql:checkpoint__done (offset 0x%llx): %s",
+				 (unsigned long long)notes[i].pc_offset,
+				 strerror(-err));
+			while (nl > 0)
+				bpf_link__destroy(links[--nl]);
+			return err;
+		}
+		nl++;
+	}
+	for (i = 0; i < nl; i++)
+		keep_link(p, links[i]);
+	return nl;
+}
+
 int probes_pg_attach(struct probes *p, const char *path)
 {
 	static const struct {
@@ -281,6 +347,7 @@ int probes_pg_attach(struct probes *p, const char *path)
 	struct bpf_link *links[sizeof(map) / sizeof(map[0])];
 	struct bpf_program *prog;
 	struct stat st;
+	char why[160];
 	unsigned i;
 	int err, n = 0;
 
@@ -317,11 +384,18 @@ int probes_pg_attach(struct probes *p, const char *path)
 	}
 	p->pg_bins[p->npg_bins++] = st;
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++, n++)
-		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
-			p->links[p->nlinks++] = links[i];
-	g->nprogs += n;
+		keep_link(p, links[i]);
 	g->attached = 1;
 	g->error[0] = '\0';
+	err = attach_pg_checkpoints(p, path, why, sizeof(why));
+	if (err < 0) {
+		snprintf(g->error, sizeof(g->error),
+			 "%s: checkpoint durations not measured: %s", path, why);
+		log_warn("probe group %s: %s", g->name, g->error);
+	} else {
+		n += err;
+	}
+	g->nprogs += n;
 	log_info("attached %d PostgreSQL USDT probes to %s", n, path);
 	return 1;
 }
@@ -517,6 +591,7 @@ int probes_open(struct probes **out, pid_t self,
 		const struct probes_config *cfg, probe_event_fn fn, void *ctx,
 		char *msg, size_t len)
 {
+	static const char *const names[PG_MAX] = PROBE_GROUP_NAMES;
 	struct probes *p;
 	int err, i;
 
@@ -525,29 +600,29 @@ int probes_open(struct probes **out, pid_t self,
 	if (!p)
 		return -ENOMEM;
 	p->groups[PG_PROCESS] = (struct probe_group){
-		"process", "sched_process_exec/exit/fork tracepoints", 1
+		names[PG_PROCESS], "sched_process_exec/exit/fork tracepoints", 1
 	};
 	p->groups[PG_TCP] = (struct probe_group){
-		"tcp", "inet_sock_set_state, tcp_retransmit_skb, accept exits",
+		names[PG_TCP], "inet_sock_set_state, tcp_retransmit_skb, accept exits",
 		1
 	};
 	p->groups[PG_SCHED] = (struct probe_group){
-		"sched", "sched_switch: CPU time, run-queue latency", 0
+		names[PG_SCHED], "sched_switch: CPU time, run-queue latency", 0
 	};
 	p->groups[PG_PROFILE] = (struct probe_group){
-		"profile", "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",
+		names[PG_PROFILE], "perf_event cpu-clock sampling on every CPU; sched_switch for off-CPU on demand",
 		0
 	};
 	p->groups[PG_POSTGRES] = (struct probe_group){
-		"postgres", "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found",
+		names[PG_POSTGRES], "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found, checkpoint__start/done",
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
-		"node", "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
+		names[PG_NODE], "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
 		0
 	};
 	p->groups[PG_L7] = (struct probe_group){
-		"http", "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
+		names[PG_L7], "read/recvfrom/write/sendto/writev/close syscalls: HTTP/1.x server exchanges",
 		0
 	};
 	p->ncpus = libbpf_num_possible_cpus();
@@ -577,10 +652,12 @@ int probes_open(struct probes **out, pid_t self,
 	if (wanted(cfg, PG_NODE))
 		open_node(p, self);
 
-	for (i = 0; i < PG_MAX; i++)
-		if (!wanted(cfg, i))
+	for (i = 0; i < PG_MAX; i++) {
+		p->groups[i].enabled = wanted(cfg, i);
+		if (!p->groups[i].enabled)
 			snprintf(p->groups[i].error, sizeof(p->groups[i].error),
-				 "not enabled in this mode");
+				 "not enabled (--probes)");
+	}
 	p->rb = ring_buffer__new(p->events_fd, fn, ctx, NULL);
 	if (!p->rb) {
 		err = -errno;

@@ -25,10 +25,15 @@ enum probe_group_id {
 	PG_MAX
 };
 
+/* Group names as /healthz and --probes spell them, in enum order. */
+#define PROBE_GROUP_NAMES                                                      \
+	{ "process", "tcp", "sched", "http", "profile", "postgres", "node" }
+
 struct probe_group {
 	const char *name;
 	const char *what;
-	int core; /* /healthz is 503 unless every core group attached */
+	int core; /* /healthz is 503 unless every enabled core group attached */
+	int enabled; /* 0: left out by configuration (--probes) */
 	int attached;
 	int nprogs;
 	char error[256];

@@ -141,16 +141,16 @@ def run_bounded(cmd, timeout, **kw):
 class Agent:
     """The agent under test, in the foreground, as our child."""
 
-    def __init__(self, path, port, workdir):
+    def __init__(self, path, port, workdir, args=()):
         self.port = port
         self.url = "http://127.0.0.1:%d" % port
         self.logpath = os.path.join(workdir, "agent-%d.log" % time.time_ns())
         self.log = open(self.logpath, "w+")
         env = dict(os.environ, OTEL_SERVICE_NAME=AGENT_NAME)
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([path, "--listen", "127.0.0.1:%d" % port],
-                                     stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env)
+        self.proc = subprocess.Popen([path, "--listen", "127.0.0.1:%d" % port]
+                                     + list(args), stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env)
         CHILDREN.append(self.proc)
         deadline = t0 + 30
         while True:
@@ -827,21 +827,21 @@ class Bench:
         return "\n".join(out) + "\n"
 
 
-def write_doc(doc, report):
+def write_doc(doc, report, section=SECTION, begin=BEGIN, end=END):
     """Replace the text between our markers; if they are missing, add our
     section (heading and markers) before '# Latest results', or at the end.
     Nothing else in the file is touched."""
     text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
-    if BEGIN not in text or END not in text:
-        block = "%s\n\n%s\n%s\n\n" % (SECTION, BEGIN, END)
+    if begin not in text or end not in text:
+        block = "%s\n\n%s\n%s\n\n" % (section, begin, end)
         at = text.find("\n# Latest results")
         if at < 0:
             text = text.rstrip("\n") + "\n\n" + block
         else:
             text = text[:at + 1] + block + text[at + 1:]
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = head + BEGIN + "\n" + report + END + tail
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    new = head + begin + "\n" + report + end + tail
     tmp = doc + ".l7.tmp"
     with open(tmp, "w") as f:
         f.write(new)

@@ -183,21 +183,27 @@ struct ks_pid_stats {
 /*
  * PostgreSQL server-side events from its USDT probes: one record per
  * statement (query__start to query__done, with the time spent in parse,
- * plan and execute inside it) and one per lock wait. Counters (commits,
- * buffer hits) stay in pid_stats.
+ * plan and execute inside it), one per lock wait, one per checkpoint, and
+ * one when a backend runs its first statement seen (its process title,
+ * which names its database). Counters (commits, buffer hits) stay in
+ * pid_stats.
  */
 enum ks_pg_kind {
 	KS_PG_STATEMENT = 1,
 	KS_PG_LOCK_WAIT = 2,
+	KS_PG_CHECKPOINT = 3, /* flags: checkpoint__start's flags argument */
+	KS_PG_BACKEND = 4, /* data: the process title (argv area) */
 };
 
 struct ks_pg_event {
 	struct ks_event_hdr hdr;
 	__u32 kind;
-	__u32 len; /* bytes of query text in data */
+	__u32 len; /* bytes of text in data */
+	__u32 flags;
+	__u32 pad;
 	__u64 duration_ns;
 	__u64 parse_ns, plan_ns, execute_ns;
-	__u8 data[KS_L7_DATA]; /* the statement's first bytes */
+	__u8 data[KS_L7_DATA]; /* the statement's (title's) first bytes */
 };
 
 /*

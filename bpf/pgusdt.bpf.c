@@ -7,8 +7,14 @@
  * backend runs one statement at a time, so per-thread state is enough:
  * query__start remembers the time, the parse/plan/execute probes add up
  * their phases, query__done sends one record with the statement text.
- * Lock waits send one record each; commits, aborts, buffer hits/reads and
- * deadlocks are counted in the process's pid_stats slot.
+ * Lock waits and checkpoints send one record each; commits, aborts,
+ * buffer hits/reads and deadlocks are counted in the process's pid_stats
+ * slot. The first statement of a backend also sends its process title,
+ * from which the agent learns the backend's database.
+ *
+ * checkpoint__done is attached as a plain uprobe at the probe's address
+ * (found in the ELF notes by the agent): libbpf cannot parse its
+ * RIP-relative argument specs, and a duration needs none of them.
  */
 #include "common.bpf.h"
 #include <bpf/usdt.bpf.h>
@@ -18,6 +24,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct backend {
 	__u64 start, phase_start, lock_start;
 	__u64 parse, plan, execute;
+	__u64 born; /* task start time of the backend its title was sent for */
+	__u64 ckpt_start;
+	__u32 ckpt_flags;
 };
 
 struct {
@@ -39,6 +48,46 @@ static __always_inline struct backend *backend_of(int create)
 	return bpf_map_lookup_elem(&backends, &tid);
 }
 
+/* A record of kind k with room for size bytes, header filled. */
+static __always_inline struct ks_pg_event *pg_event(__u32 kind, __u64 size)
+{
+	struct ks_pg_event *e = reserve_event(size);
+
+	if (!e)
+		return NULL;
+	e->hdr.type = KS_EV_PG;
+	e->hdr.pid = bpf_get_current_pid_tgid() >> 32;
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->len = e->flags = e->pad = 0;
+	e->duration_ns = e->parse_ns = e->plan_ns = e->execute_ns = 0;
+	return e;
+}
+
+/*
+ * Once per backend process (a pid reused by a new backend has another
+ * start time): its title, "postgres: USER DB HOST(PORT) ...", read from
+ * the argv area that PostgreSQL overwrites with it.
+ */
+static __always_inline void announce_backend(struct backend *b)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 born = BPF_CORE_READ(t, start_time);
+	unsigned long arg = BPF_CORE_READ(t, mm, arg_start);
+	struct ks_pg_event *e;
+	long n;
+
+	if (b->born == born)
+		return;
+	e = pg_event(KS_PG_BACKEND, sizeof(*e));
+	if (!e)
+		return;
+	n = bpf_probe_read_user_str(e->data, sizeof(e->data), (void *)arg);
+	e->len = n > 0 ? (__u32)n - 1 : 0;
+	b->born = born;
+	submit_event(e);
+}
+
 SEC("usdt")
 int BPF_USDT(handle_pg_query_start, const char *query)
 {
@@ -46,6 +95,7 @@ int BPF_USDT(handle_pg_query_start, const char *query)
 
 	if (!b)
 		return 0;
+	announce_backend(b);
 	b->start = bpf_ktime_get_ns();
 	b->parse = b->plan = b->execute = 0;
 	return 0;
@@ -60,13 +110,9 @@ int BPF_USDT(handle_pg_query_done, const char *query)
 
 	if (!b || !b->start)
 		return 0;
-	e = reserve_event(sizeof(*e));
+	e = pg_event(KS_PG_STATEMENT, sizeof(*e));
 	if (!e)
 		return 0;
-	e->hdr.type = KS_EV_PG;
-	e->hdr.pid = bpf_get_current_pid_tgid() >> 32;
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->kind = KS_PG_STATEMENT;
 	e->duration_ns = e->hdr.ts_ns - b->start;
 	e->parse_ns = b->parse;
 	e->plan_ns = b->plan;
@@ -152,17 +198,42 @@ int BPF_USDT(handle_pg_lock_wait_done)
 
 	if (!b || !b->lock_start)
 		return 0;
-	e = reserve_event(offsetof(struct ks_pg_event, data));
+	e = pg_event(KS_PG_LOCK_WAIT, offsetof(struct ks_pg_event, data));
 	if (!e)
 		return 0;
-	e->hdr.type = KS_EV_PG;
-	e->hdr.pid = bpf_get_current_pid_tgid() >> 32;
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->kind = KS_PG_LOCK_WAIT;
-	e->len = 0;
 	e->duration_ns = e->hdr.ts_ns - b->lock_start;
-	e->parse_ns = e->plan_ns = e->execute_ns = 0;
 	b->lock_start = 0;
+	submit_event(e);
+	return 0;
+}
+
+/* CreateCheckPoint(), in the checkpointer (or a standalone backend). */
+SEC("usdt")
+int BPF_USDT(handle_pg_checkpoint_start, int flags)
+{
+	struct backend *b = backend_of(1);
+
+	if (b) {
+		b->ckpt_start = bpf_ktime_get_ns();
+		b->ckpt_flags = (__u32)flags;
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int handle_pg_checkpoint_done(struct pt_regs *ctx)
+{
+	struct backend *b = backend_of(0);
+	struct ks_pg_event *e;
+
+	if (!b || !b->ckpt_start)
+		return 0;
+	e = pg_event(KS_PG_CHECKPOINT, offsetof(struct ks_pg_event, data));
+	if (!e)
+		return 0;
+	e->duration_ns = e->hdr.ts_ns - b->ckpt_start;
+	e->flags = b->ckpt_flags;
+	b->ckpt_start = 0;
 	submit_event(e);
 	return 0;
 }

@@ -17,8 +17,9 @@
  * its sched_info.last_arrival. Now minus that offset minus last_queued is
  * the wait /proc/PID/schedstat adds (to within the sub-microsecond gap
  * between the scheduler reading its clock and this tracepoint, the same
- * in both stamps). No wakeup hook and no map of runnable tasks is needed. Raw tracepoint, because the plain sched_switch
- * tracepoint carries thread ids only and the tgid is what names a service.
+ * in both stamps). No wakeup hook and no map of runnable tasks is
+ * needed. Raw tracepoint, because the plain sched_switch tracepoint
+ * carries thread ids only and the tgid is what names a service.
  */
 #include "common.bpf.h"
 

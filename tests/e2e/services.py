@@ -71,13 +71,14 @@ class Postgres:
         """The postmaster's pid (setpriv execs it in place)."""
         return self.proc.pid
 
-    def psql(self, sql, env=None):
+    def psql(self, sql, env=None, db="postgres"):
         e = dict(os.environ)
         e.update(env or {})
         return subprocess.run(["psql", "-h", "127.0.0.1", "-p",
-                               str(self.port), "-U", "postgres", "-X", "-q",
-                               "-At", "-c", sql], env=e, check=True,
-                              capture_output=True, text=True).stdout
+                               str(self.port), "-U", "postgres", "-d", db,
+                               "-X", "-q", "-At", "-c", sql], env=e,
+                              check=True, capture_output=True,
+                              text=True).stdout
 
     def tree(self):
         """Pids of the postmaster and its descendants."""

@@ -33,6 +33,8 @@ def main():
     one_line(r, run([b, "--pid", "x"]), "bad --pid", 2, "--pid")
     one_line(r, run([b, "--log-level", "loud"]), "bad --log-level", 2,
              "--log-level")
+    one_line(r, run([b, "--probes", "node,nod"]), "bad --probes", 2,
+             "--probes")
     one_line(r, run([b, "--listen"]), "missing value", 2, "--listen")
     one_line(r, run([b, "--traces", "--trace-sample-ratio", "2"]),
              "bad --trace-sample-ratio", 2, "--trace-sample-ratio")

@@ -2,7 +2,9 @@
 already running): a 200 ms busy-wait in a timer lands in the event-loop
 iteration histogram above 0.1 s, an idle loop's utilization is near 0, and
 K calls of gc() under --expose-gc are at least K major collections;
-allocation churn shows minor (scavenge) collections."""
+allocation churn shows minor (scavenge) collections. An agent started with
+--probes node loads only the process and node groups, is healthy, and
+still counts the collections."""
 import os
 import subprocess
 import time
@@ -63,10 +65,33 @@ def main():
             time.sleep(1.5)
             minor = m(gc, v8js_gc_type="minor") - minor0
             r.check(minor >= 1, "allocation churn: %d scavenges" % minor)
+        only_node(r, cmd)
     finally:
         p.kill()
         p.wait()
     r.done()
+
+
+def only_node(r, cmd):
+    with ks.Agent("--probes", "node") as agent:
+        groups = {x["name"]: x for x in agent.health["groups"]}
+        r.check(agent.health["status"] == "ok", "--probes node: healthy")
+        r.check(groups["node"]["attached"] and groups["process"]["attached"],
+                "--probes node: node and process groups attached")
+        left = sorted(n for n, g in groups.items()
+                      if not g["enabled"] and not g["attached"])
+        r.eq(left, ["http", "postgres", "profile", "sched", "tcp"],
+             "--probes node: the other groups left out")
+        gc = "v8js_gc_duration_seconds_count"
+
+        def major():
+            return ks.value(agent.metrics(), gc, service_name=SVC,
+                            v8js_gc_type="major")
+        m0 = major()
+        cmd("gc %d" % K)
+        time.sleep(1.5)
+        r.check(major() - m0 >= K, "--probes node: gc() x%d counted (%d)" %
+                (K, major() - m0))
 
 
 if __name__ == "__main__":

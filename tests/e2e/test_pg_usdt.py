@@ -1,8 +1,11 @@
 """PostgreSQL internals from its USDT probes, on a throwaway cluster started
-before the agent: K statements are K; a lock held 500 ms by one session
+before the agent: K statements are K; K statements in one database and J
+in another (J short-lived connections) are K and J by db_namespace; a lock held 500 ms by one session
 makes the other's lock wait show at least 0.3 s; a deliberate deadlock is
-counted; the buffer hit ratio of the second read of a table (after a
-restart emptied shared buffers) is higher than the first's."""
+counted; K CHECKPOINT commands are K requested checkpoints, each lasting
+more than 0 and at most what the client measured, and a restart is one
+shutdown checkpoint; the buffer hit ratio of the second read of a table
+(after a restart emptied shared buffers) is higher than the first's."""
 import subprocess
 import threading
 import time
@@ -12,13 +15,15 @@ import services
 
 SVC = "ks-e2e-pgsrv"
 K = 25
+K_CKPT = 5
+CKPT = "katascope_pg_checkpoint_duration_seconds"
 
 
 class Session:
-    def __init__(self, pg):
+    def __init__(self, pg, db="postgres"):
         self.p = subprocess.Popen(
             ["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
-             "-X", "-q", "-At", "-v", "ON_ERROR_STOP=0"],
+             "-d", db, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=0"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
 
@@ -54,8 +59,10 @@ def main():
                     "USDT probes attached to the running postgres (%s)" %
                     g["error"])
             statements(r, agent, pg)
+            databases(r, agent, pg)
             lock_wait(r, agent, pg)
             deadlock(r, agent, pg)
+            checkpoints(r, agent, pg)
             buffers(r, agent, pg)
     r.done()
 
@@ -76,6 +83,31 @@ def statements(r, agent, pg):
     time.sleep(1.2)  # and nothing more arrives
     r.eq(m(agent, name, db_operation_name="SELECT") - before, K,
          "%d known statements seen" % K)
+
+
+def databases(r, agent, pg):
+    """K statements in one session on ks_shop; J in ks_crm, each on a
+    connection of its own (psql -c: the backend exits right after, before
+    the agent could read its title from /proc)."""
+    name = "katascope_pg_statement_duration_seconds_count"
+    kdb, jdb = 7, 4
+    pg.psql("CREATE DATABASE ks_shop")
+    pg.psql("CREATE DATABASE ks_crm")
+
+    def n(db):
+        return m(agent, name, db_namespace=db, db_operation_name="SELECT")
+
+    s = Session(pg, db="ks_shop")
+    for i in range(kdb):
+        s.query("SELECT %d" % i)
+    s.close()
+    for i in range(jdb):
+        pg.psql("SELECT %d" % i, db="ks_crm")
+    ks.wait_for(lambda: n("ks_shop") >= kdb and n("ks_crm") >= jdb, 10)
+    time.sleep(1.2)
+    r.eq(n("ks_shop"), kdb, "%d statements in database ks_shop" % kdb)
+    r.eq(n("ks_crm"), jdb, "%d statements in database ks_crm, one "
+         "connection each" % jdb)
 
 
 def lock_wait(r, agent, pg):
@@ -119,8 +151,38 @@ def deadlock(r, agent, pg):
          "one deadlock counted (%s)" % out.strip()[:80])
 
 
+def checkpoints(r, agent, pg):
+    def count(trigger):
+        return m(agent, CKPT + "_count", trigger=trigger)
+
+    before = count("requested")
+    s = Session(pg)
+    s.query("CREATE TABLE ck (x int)")
+    for i in range(K_CKPT):
+        s.query("INSERT INTO ck VALUES (%d)" % i)  # a page to write
+        c0, sum0 = count("requested"), m(agent, CKPT + "_sum",
+                                         trigger="requested")
+        t0 = time.monotonic()
+        s.query("CHECKPOINT")
+        client = time.monotonic() - t0
+        ks.wait_for(lambda: count("requested") > c0, 5)
+        took = m(agent, CKPT + "_sum", trigger="requested") - sum0
+        r.check(count("requested") == c0 + 1 and 0 < took <= client,
+                "CHECKPOINT %d: one checkpoint of %.6f s, client saw "
+                "%.6f s" % (i + 1, took, client))
+    s.close()
+    time.sleep(1.2)  # and nothing more arrives
+    r.eq(count("requested") - before, K_CKPT,
+         "%d requested checkpoints counted" % K_CKPT)
+
+
 def buffers(r, agent, pg):
+    shutdowns = m(agent, CKPT + "_count", trigger="shutdown")
     pg.restart()  # shared buffers empty; the uprobes stay on the binary
+    ks.wait_for(lambda: m(agent, CKPT + "_count", trigger="shutdown") >
+                shutdowns, 5)
+    r.eq(m(agent, CKPT + "_count", trigger="shutdown") - shutdowns, 1,
+         "the restart's shutdown checkpoint counted")
 
     def counts():
         return (m(agent, "katascope_pg_buffer_reads_total", result="hit"),

@@ -4,8 +4,10 @@
  */
 #include "check.h"
 #include "cli.h"
+#include "probes.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -53,6 +55,36 @@ int main(void)
 	CHECK_INT(o.exclude_pids[0], 7);
 	CHECK_INT(run(&o, err, 3, "--log-level", "debug"), CLI_RUN);
 	CHECK_INT(o.log_level, 3);
+
+	/* --probes: the groups named, process always; default all (0). */
+	CHECK_INT(o.probe_groups, 0);
+	CHECK_INT(run(&o, err, 3, "--probes", "node"), CLI_RUN);
+	CHECK_INT(o.probe_groups, 1u << PG_PROCESS | 1u << PG_NODE);
+	CHECK_INT(run(&o, err, 2, "--probes=node,http,tcp"), CLI_RUN);
+	CHECK_INT(o.probe_groups, 1u << PG_PROCESS | 1u << PG_NODE |
+					  1u << PG_L7 | 1u << PG_TCP);
+	CHECK_INT(run(&o, err, 3, "--probes",
+		      "process,tcp,sched,http,profile,postgres,node"),
+		  CLI_RUN);
+	CHECK_INT(o.probe_groups, (1u << PG_MAX) - 1);
+	CHECK_INT(run(&o, err, 3, "--probes", "process"), CLI_RUN);
+	CHECK_INT(o.probe_groups, 1u << PG_PROCESS);
+	CHECK_INT(run(&o, err, 3, "--probes", "node,nod"), CLI_ERROR);
+	CHECK_STR(err, "invalid value 'node,nod' for --probes: expected a "
+		       "comma-separated list of process, tcp, sched, http, "
+		       "profile, postgres, node");
+	CHECK_INT(run(&o, err, 3, "--probes", ""), CLI_ERROR);
+	CHECK_INT(run(&o, err, 3, "--probes", "node,"), CLI_ERROR);
+	CHECK_INT(run(&o, err, 3, "--probes", ",node"), CLI_ERROR);
+	CHECK_INT(run(&o, err, 3, "--probes", "Node"), CLI_ERROR);
+	CHECK_INT(run(&o, err, 2, "--probes"), CLI_ERROR);
+	CHECK_STR(err, "option --probes needs a value");
+	{
+		unsigned m = 42;
+
+		CHECK_INT(parse_probe_groups("l7", &m), -EINVAL);
+		CHECK_INT(m, 42); /* untouched on error */
+	}
 
 	/* Each bad input: CLI_ERROR and a message naming the flag/value. */
 	CHECK_INT(run(&o, err, 2, "--bogus"), CLI_ERROR);
