@@ -25,6 +25,16 @@ static const char usage[] =
 	"      --slow-query-ms MS   keep and log statements at least this slow (default 50)\n"
 	"      --profile-hz HZ      CPU profile sampling frequency (default 99)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"      --otlp-endpoint URL  push OTLP/HTTP to URL/v1/metrics (and /v1/traces);\n"
+	"                           also OTEL_EXPORTER_OTLP_ENDPOINT\n"
+	"      --otlp-interval DUR  metrics push interval, e.g. 15s (default 15s;\n"
+	"                           OTEL_METRIC_EXPORT_INTERVAL in ms)\n"
+	"      --otlp-headers K=V,K2=V2  extra request headers, values %-encoded\n"
+	"                           (OTEL_EXPORTER_OTLP_HEADERS)\n"
+	"      --otlp-timeout DUR   per request, e.g. 10s or 500ms (default 10s;\n"
+	"                           OTEL_EXPORTER_OTLP_TIMEOUT in ms)\n"
+	"      --otlp-compression gzip|none  request body encoding (default gzip;\n"
+	"                           OTEL_EXPORTER_OTLP_COMPRESSION)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
@@ -143,6 +153,11 @@ enum {
 	OPT_SLOW_MS,
 	OPT_PROFILE_HZ,
 	OPT_TYPE,
+	OPT_OTLP_ENDPOINT,
+	OPT_OTLP_INTERVAL,
+	OPT_OTLP_HEADERS,
+	OPT_OTLP_TIMEOUT,
+	OPT_OTLP_COMPRESSION,
 };
 
 static const struct option longopts[] = {
@@ -154,6 +169,11 @@ static const struct option longopts[] = {
 	{ "refresh-ms", required_argument, NULL, OPT_REFRESH_MS },
 	{ "slow-query-ms", required_argument, NULL, OPT_SLOW_MS },
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
+	{ "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
+	{ "otlp-interval", required_argument, NULL, OPT_OTLP_INTERVAL },
+	{ "otlp-headers", required_argument, NULL, OPT_OTLP_HEADERS },
+	{ "otlp-timeout", required_argument, NULL, OPT_OTLP_TIMEOUT },
+	{ "otlp-compression", required_argument, NULL, OPT_OTLP_COMPRESSION },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -176,6 +196,7 @@ static const char *flag_name(int c, char *buf, size_t len)
 enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			  char err[CLI_ERR_LEN], void *out)
 {
+	struct otlp_flags otlp = { 0 };
 	unsigned long v;
 	char fb[32];
 	int c, lvl;
@@ -249,6 +270,21 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			}
 			o->profile_hz = (unsigned)v;
 			break;
+		case OPT_OTLP_ENDPOINT:
+			otlp.endpoint = optarg;
+			break;
+		case OPT_OTLP_INTERVAL:
+			otlp.interval = optarg;
+			break;
+		case OPT_OTLP_HEADERS:
+			otlp.headers = optarg;
+			break;
+		case OPT_OTLP_TIMEOUT:
+			otlp.timeout = optarg;
+			break;
+		case OPT_OTLP_COMPRESSION:
+			otlp.compression = optarg;
+			break;
 		case 'h':
 			fputs(usage, (FILE *)out);
 			return CLI_EXIT_OK;
@@ -277,6 +313,8 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			 "unexpected argument '%s' (see --help)", argv[optind]);
 		return CLI_ERROR;
 	}
+	if (otlp_config_resolve(&otlp, getenv, &o->otlp, err, CLI_ERR_LEN))
+		return CLI_ERROR;
 	return CLI_RUN;
 }
 

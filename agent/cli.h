@@ -10,8 +10,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "otlp_config.h"
+
 #define CLI_MAX_PIDS 64
-#define CLI_ERR_LEN 256
+#define CLI_ERR_LEN 512
 
 struct options {
 	char listen_host[64];
@@ -28,6 +30,7 @@ struct options {
 	unsigned slow_query_ms; /* statements at least this slow are kept */
 	unsigned profile_hz; /* CPU sampling frequency */
 	const char *proc_root;
+	struct otlp_config otlp; /* push off when both URLs are "" */
 };
 
 enum cli_result {
