@@ -21,6 +21,7 @@
 #include "httpd.h"
 #include "l7.h"
 #include "oneshot.h"
+#include "otlp_push.h"
 #include "pgserver.h"
 #include "profiler.h"
 #include "log.h"
@@ -47,6 +48,9 @@ struct agent {
 	struct pgserver *pgserver;
 	struct probes *probes;
 	struct httpd *httpd;
+	struct otlp_push_stats *push_stats;
+	struct otlp_push *push; /* NULL unless --otlp-endpoint */
+	uint64_t start_unix_ns; /* cumulative values count from here */
 	struct self_stats self;
 };
 
@@ -291,14 +295,21 @@ static int start(struct agent *a, char *msg, size_t len)
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
+	a->push_stats = otlp_push_stats_new(a->reg);
+	if (!a->push_stats) {
+		close(fd);
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
 	{
 		/* Cumulative values count from here: the points' start. */
 		struct httpd_sources src = { a->reg, a->queries, NULL, 0 };
 		struct timespec now;
 
 		clock_gettime(CLOCK_REALTIME, &now);
-		src.start_unix_ns = (uint64_t)now.tv_sec * 1000000000ULL +
-				    (uint64_t)now.tv_nsec;
+		a->start_unix_ns = (uint64_t)now.tv_sec * 1000000000ULL +
+				   (uint64_t)now.tv_nsec;
+		src.start_unix_ns = a->start_unix_ns;
 		a->httpd = httpd_start(fd, &src, msg, len);
 	}
 	if (!a->httpd)
@@ -331,6 +342,20 @@ static int start(struct agent *a, char *msg, size_t len)
 		return n;
 	}
 	proctab_foreach(a->procs, attach_running_runtimes, a);
+	if (a->opt.otlp.metrics_url[0] || a->opt.otlp.traces_url[0]) {
+		struct otlp_push_config pc = {
+			.otlp = &a->opt.otlp,
+			.reg = a->reg,
+			.start_unix_ns = a->start_unix_ns,
+			.stats = a->push_stats,
+		};
+
+		a->push = otlp_push_start(&pc);
+		if (!a->push) {
+			snprintf(msg, len, "cannot start the OTLP exporter");
+			return -EIO;
+		}
+	}
 	publish_health(a);
 	log_info("listening on http://%s:%d (/metrics, /healthz), %d processes",
 		 a->opt.listen_host, a->opt.listen_port, n);
@@ -359,6 +384,7 @@ static void run(struct agent *a)
 
 static void cleanup(struct agent *a)
 {
+	otlp_push_stop(a->push); /* flushes the last snapshot, <= 2 s */
 	httpd_stop(a->httpd);
 	profiler_free(a->profiler);
 	probes_close(a->probes);
@@ -367,6 +393,7 @@ static void cleanup(struct agent *a)
 	pgserver_free(a->pgserver);
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);
+	otlp_push_stats_free(a->push_stats);
 	queries_free(a->queries);
 }
 
