@@ -24,6 +24,7 @@ struct httpd {
 	struct queries *queries;
 	struct profiler *volatile profiler;
 	uint64_t start_unix_ns;
+	const struct otlp_resource_info *res;
 	pthread_mutex_t lock;
 	char *health;
 	int health_ok;
@@ -125,7 +126,7 @@ static enum MHD_Result serve_otlp_metrics(struct httpd *h,
 	size_t len;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (otlp_metrics_encode(h->reg, NULL, h->start_unix_ns,
+	if (otlp_metrics_encode(h->reg, h->res, h->start_unix_ns,
 				(uint64_t)now.tv_sec * 1000000000ULL +
 					(uint64_t)now.tv_nsec,
 				&body, &len))
@@ -319,6 +320,7 @@ struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,
 	h->queries = src->queries;
 	h->profiler = src->profiler;
 	h->start_unix_ns = src->start_unix_ns;
+	h->res = src->res;
 	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION |

@@ -30,6 +30,7 @@
 #include "proctab.h"
 #include "queries.h"
 #include "strbuf.h"
+#include "svctab.h"
 #include "sysenv.h"
 #include "telemetry.h"
 
@@ -51,6 +52,9 @@ struct agent {
 	struct otlp_push_stats *push_stats;
 	struct otlp_push *push; /* NULL unless --otlp-endpoint */
 	uint64_t start_unix_ns; /* cumulative values count from here */
+	struct svctab *svcs; /* services' process attributes, for OTLP */
+	struct otlp_service_info self_info;
+	struct otlp_resource_info res;
 	struct self_stats self;
 };
 
@@ -221,6 +225,7 @@ static void refresh(struct agent *a)
 	a->self.processes = proctab_count(a->procs);
 	a->self.proctab_dropped = proctab_dropped(a->procs);
 	telemetry_refresh(a->tel, a->procs, &a->self);
+	svctab_update(a->svcs, a->procs);
 }
 
 /* The /healthz document; returns whether every core group attached. */
@@ -262,6 +267,25 @@ static void publish_health(struct agent *a)
 	sb_free(&sb);
 }
 
+/* The OTLP resources' process attributes: the agent's own, and the
+ * monitored services' from the table the event loop keeps current. */
+static void self_resource(struct agent *a)
+{
+	struct procinfo pi;
+
+	a->self_info.pid = getpid();
+	if (!procinfo_read(a->opt.proc_root, getpid(), &pi)) {
+		exe_basename(pi.exe, a->self_info.exe_name,
+			     sizeof(a->self_info.exe_name));
+		memcpy(a->self_info.container_id, pi.container_id,
+		       sizeof(pi.container_id));
+		memcpy(a->self_info.pod_uid, pi.pod_uid, sizeof(pi.pod_uid));
+	}
+	a->res.self = &a->self_info;
+	a->res.service_info = svctab_get;
+	a->res.ctx = a->svcs;
+}
+
 static int fail(const char *msg)
 {
 	fprintf(stderr, "katascope: %s\n", msg);
@@ -296,16 +320,19 @@ static int start(struct agent *a, char *msg, size_t len)
 		return -ENOMEM;
 	}
 	a->push_stats = otlp_push_stats_new(a->reg);
-	if (!a->push_stats) {
+	a->svcs = svctab_new(0);
+	if (!a->push_stats || !a->svcs) {
 		close(fd);
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
 	{
 		/* Cumulative values count from here: the points' start. */
-		struct httpd_sources src = { a->reg, a->queries, NULL, 0 };
+		struct httpd_sources src = { a->reg, a->queries, NULL, 0,
+					     &a->res };
 		struct timespec now;
 
+		self_resource(a);
 		clock_gettime(CLOCK_REALTIME, &now);
 		a->start_unix_ns = (uint64_t)now.tv_sec * 1000000000ULL +
 				   (uint64_t)now.tv_nsec;
@@ -342,10 +369,12 @@ static int start(struct agent *a, char *msg, size_t len)
 		return n;
 	}
 	proctab_foreach(a->procs, attach_running_runtimes, a);
+	svctab_update(a->svcs, a->procs);
 	if (a->opt.otlp.metrics_url[0] || a->opt.otlp.traces_url[0]) {
 		struct otlp_push_config pc = {
 			.otlp = &a->opt.otlp,
 			.reg = a->reg,
+			.res = &a->res,
 			.start_unix_ns = a->start_unix_ns,
 			.stats = a->push_stats,
 		};
@@ -394,6 +423,7 @@ static void cleanup(struct agent *a)
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);
 	otlp_push_stats_free(a->push_stats);
+	svctab_free(a->svcs);
 	queries_free(a->queries);
 }
 
