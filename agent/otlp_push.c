@@ -9,11 +9,11 @@
  * newer batches line up behind it. Other threads only touch the queue,
  * under p->mu, and wake the thread with p->cv. Waits use CLOCK_MONOTONIC.
  *
- * libcurl runs one easy handle, reused so the connection to the collector
- * stays alive between requests. Its progress callback aborts a request
- * once stop has begun and the flush deadline has passed: that is what
- * bounds shutdown when a collector accepts the connection and never
- * answers.
+ * libcurl runs one easy handle in a multi handle, reused so the connection
+ * to the collector stays alive between requests. The multi wait is woken
+ * by stop, and a request still running at the flush deadline is cut off:
+ * that is what bounds shutdown when a collector accepts the connection
+ * and never answers.
  */
 #define _GNU_SOURCE /* strptime, timegm */
 #include "otlp_push.h"
@@ -308,13 +308,14 @@ struct otlp_push {
 	void *collect_ctx;
 	bool kicked;
 	bool stopping;
-	/* read by the curl progress callback without the lock */
+	/* read by perform() without the lock */
 	atomic_bool abort_armed;
 	_Atomic uint64_t abort_ns;
 
 	/* exporter thread only */
 	struct batch *cur;
 	CURL *curl;
+	CURLM *multi;
 	struct curl_slist *headers;
 	uint64_t next_metrics, next_trace_poll;
 	unsigned rnd;
@@ -540,12 +541,45 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
-		       curl_off_t un)
+static bool past_abort(struct otlp_push *p)
 {
-	struct otlp_push *p = arg;
+	return atomic_load(&p->abort_armed) &&
+	       mono_ns() >= atomic_load(&p->abort_ns);
+}
 
-	return atomic_load(&p->abort_armed) && mono_ns() >= atomic_load(&p->abort_ns);
+/*
+ * curl_easy_perform, but through the multi interface so that stop can
+ * wake the wait (curl_multi_wakeup) and a request is cut off right at the
+ * flush deadline instead of at curl's next progress tick.
+ */
+static CURLcode perform(struct otlp_push *p)
+{
+	CURLcode rc = CURLE_ABORTED_BY_CALLBACK;
+	CURLMcode mc;
+	CURLMsg *msg;
+	int running = 1, left;
+
+	if (curl_multi_add_handle(p->multi, p->curl) != CURLM_OK)
+		return CURLE_OUT_OF_MEMORY;
+	for (;;) {
+		mc = curl_multi_perform(p->multi, &running);
+		if (mc != CURLM_OK) {
+			rc = CURLE_OUT_OF_MEMORY;
+			break;
+		}
+		if (!running) {
+			rc = CURLE_RECV_ERROR;
+			while ((msg = curl_multi_info_read(p->multi, &left)))
+				if (msg->msg == CURLMSG_DONE)
+					rc = msg->data.result;
+			break;
+		}
+		if (past_abort(p))
+			break; /* rc: aborted */
+		curl_multi_poll(p->multi, NULL, 0, 1000, NULL);
+	}
+	curl_multi_remove_handle(p->multi, p->curl);
+	return rc;
 }
 
 /* One POST of b. *why: a short cause for the logs, *key its class. */
@@ -570,7 +604,7 @@ static enum otlp_outcome post(struct otlp_push *p, struct batch *b,
 	curl_easy_setopt(p->curl, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, errbuf);
-	rc = curl_easy_perform(p->curl);
+	rc = perform(p);
 	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, NULL);
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -892,6 +926,8 @@ static void push_free(struct otlp_push *p)
 	curl_slist_free_all(p->headers);
 	if (p->curl)
 		curl_easy_cleanup(p->curl);
+	if (p->multi)
+		curl_multi_cleanup(p->multi);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
@@ -933,8 +969,9 @@ struct otlp_push *otlp_push_start(const struct otlp_push_config *cfg)
 	pthread_condattr_destroy(&ca);
 
 	p->curl = curl_easy_init();
+	p->multi = curl_multi_init();
 	p->headers = build_headers(&p->cfg);
-	if (!p->curl || !p->headers) {
+	if (!p->curl || !p->multi || !p->headers) {
 		log_error("OTLP push: out of memory");
 		goto fail;
 	}
@@ -945,9 +982,6 @@ struct otlp_push *otlp_push_start(const struct otlp_push_config *cfg)
 			 "katascope/" KATASCOPE_VERSION);
 	curl_easy_setopt(p->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(p->curl, CURLOPT_XFERINFODATA, p);
 	curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 
 	now = mono_ns();
@@ -982,6 +1016,7 @@ void otlp_push_stop(struct otlp_push *p)
 	p->stopping = true;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	curl_multi_wakeup(p->multi); /* a request in flight: look at the time */
 	pthread_join(p->thread, NULL);
 	push_free(p);
 }
