@@ -76,6 +76,11 @@ static const struct {
     {"katascope_events_total", "{record}"},
     {"katascope_processes_tracked", "{process}"},
     {"katascope_processes_dropped_total", "{process}"},
+    {"katascope_otlp_requests_total", "{request}"},
+    {"katascope_otlp_exported_batches_total", "{batch}"},
+    {"katascope_otlp_retries_total", "{request}"},
+    {"katascope_otlp_dropped_batches_total", "{batch}"},
+    {"katascope_otlp_queue_batches", "{batch}"},
 };
 
 /* Labels whose semconv attribute is not plain '_' -> '.', or is an int. */
