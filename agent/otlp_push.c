@@ -547,6 +547,18 @@ static bool past_abort(struct otlp_push *p)
 	       mono_ns() >= atomic_load(&p->abort_ns);
 }
 
+/* How long a wait may last: until the flush deadline once stop began. */
+static int poll_ms(struct otlp_push *p)
+{
+	uint64_t now = mono_ns(), at = atomic_load(&p->abort_ns);
+
+	if (!atomic_load(&p->abort_armed))
+		return 1000;
+	return at <= now ? 0 : at - now >= 1000 * NS_PER_MS ?
+			   1000 :
+			   (int)((at - now) / NS_PER_MS) + 1;
+}
+
 /*
  * curl_easy_perform, but through the multi interface so that stop can
  * wake the wait (curl_multi_wakeup) and a request is cut off right at the
@@ -576,7 +588,7 @@ static CURLcode perform(struct otlp_push *p)
 		}
 		if (past_abort(p))
 			break; /* rc: aborted */
-		curl_multi_poll(p->multi, NULL, 0, 1000, NULL);
+		curl_multi_poll(p->multi, NULL, 0, poll_ms(p), NULL);
 	}
 	curl_multi_remove_handle(p->multi, p->curl);
 	return rc;
@@ -1018,5 +1030,6 @@ void otlp_push_stop(struct otlp_push *p)
 	pthread_mutex_unlock(&p->mu);
 	curl_multi_wakeup(p->multi); /* a request in flight: look at the time */
 	pthread_join(p->thread, NULL);
+	log_info("OTLP exporter stopped");
 	push_free(p);
 }
