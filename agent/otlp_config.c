@@ -83,8 +83,7 @@ int otlp_signal_url(const char *base, const char *path, char *out, size_t cap)
 	blen = qpos;
 	if (blen && base[blen - 1] == '/')
 		blen--;
-	n = snprintf(out, cap, "%.*s/%s%s", (int)blen, base, path,
-		     q ? q : "");
+	n = snprintf(out, cap, "%.*s/%s%s", (int)blen, base, path, q ? q : "");
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	return 0;
@@ -163,8 +162,7 @@ static int parse_member(const char *s, const char *e, char *out)
 	return 0;
 }
 
-int otlp_parse_headers(const char *s, char out[][OTLP_HEADER_LEN],
-		       unsigned max)
+int otlp_parse_headers(const char *s, char out[][OTLP_HEADER_LEN], unsigned max)
 {
 	const char *e, *ms, *me;
 	unsigned n = 0;
@@ -223,8 +221,7 @@ static const char *env(char *(*getenv_fn)(const char *), const char *name)
 }
 
 /* A plain number of milliseconds (the OTEL_* variables' unit). */
-static int env_ms(const char *v, unsigned min_ms, unsigned max_ms,
-		  unsigned *ms)
+static int env_ms(const char *v, unsigned min_ms, unsigned max_ms, unsigned *ms)
 {
 	unsigned long long n;
 	char *end;
@@ -257,10 +254,10 @@ static int resolve_urls(const struct otlp_flags *f,
 	static const struct {
 		const char *path, *var;
 	} sig[2] = {
-		{ "v1/metrics", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" },
-		{ "v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" },
+	    {"v1/metrics", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"},
+	    {"v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 	};
-	char *urls[2] = { c->metrics_url, c->traces_url };
+	char *urls[2] = {c->metrics_url, c->traces_url};
 	const char *base = f->endpoint, *v;
 	char where[64];
 	int i;
@@ -269,7 +266,8 @@ static int resolve_urls(const struct otlp_flags *f,
 		base = env(getenv_fn, "OTEL_EXPORTER_OTLP_ENDPOINT");
 	if (base && otlp_url_check(base)) {
 		snprintf(err, errlen,
-			 "invalid value '%s' %s: expected an http:// or https:// URL, e.g. http://collector:4318",
+			 "invalid value '%s' %s: expected an http:// or "
+			 "https:// URL, e.g. http://collector:4318",
 			 base,
 			 origin(f->endpoint, "--otlp-endpoint",
 				"OTEL_EXPORTER_OTLP_ENDPOINT", where,
@@ -281,16 +279,16 @@ static int resolve_urls(const struct otlp_flags *f,
 		if (v) {
 			if (otlp_url_check(v) || strlen(v) >= OTLP_URL_LEN) {
 				snprintf(err, errlen,
-					 "invalid value '%s' in %s: expected an http:// or https:// URL",
+					 "invalid value '%s' in %s: expected "
+					 "an http:// or https:// URL",
 					 v, sig[i].var);
 				return -EINVAL;
 			}
 			snprintf(urls[i], OTLP_URL_LEN, "%s", v);
-		} else if (base &&
-			   otlp_signal_url(base, sig[i].path, urls[i],
-					   OTLP_URL_LEN)) {
-			snprintf(err, errlen, "the OTLP endpoint '%s' is too long",
-				 base);
+		} else if (base && otlp_signal_url(base, sig[i].path, urls[i],
+						   OTLP_URL_LEN)) {
+			snprintf(err, errlen,
+				 "the OTLP endpoint '%s' is too long", base);
 			return -EINVAL;
 		}
 	}
@@ -301,9 +299,9 @@ static int resolve_protocol(char *(*getenv_fn)(const char *), char *err,
 			    size_t errlen)
 {
 	static const char *const vars[] = {
-		"OTEL_EXPORTER_OTLP_PROTOCOL",
-		"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+	    "OTEL_EXPORTER_OTLP_PROTOCOL",
+	    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+	    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 	};
 	const char *v;
 	size_t i;
@@ -311,9 +309,11 @@ static int resolve_protocol(char *(*getenv_fn)(const char *), char *err,
 	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		v = env(getenv_fn, vars[i]);
 		if (v && strcmp(v, "http/protobuf")) {
-			snprintf(err, errlen,
-				 "unsupported value '%s' in %s: katascope pushes OTLP/HTTP protobuf only (http/protobuf)",
-				 v, vars[i]);
+			snprintf(
+			    err, errlen,
+			    "unsupported value '%s' in %s: katascope pushes "
+			    "OTLP/HTTP protobuf only (http/protobuf)",
+			    v, vars[i]);
 			return -EINVAL;
 		}
 	}
@@ -335,15 +335,16 @@ int otlp_config_resolve(const struct otlp_flags *f,
 	if (resolve_urls(f, getenv_fn, c, err, errlen))
 		return -EINVAL;
 	if (!c->metrics_url[0] && !c->traces_url[0]) {
-		const char *given = f->interval	   ? "--otlp-interval" :
-				    f->headers	   ? "--otlp-headers" :
-				    f->timeout	   ? "--otlp-timeout" :
-				    f->compression ? "--otlp-compression" :
-						     NULL;
+		const char *given = f->interval	     ? "--otlp-interval"
+				    : f->headers     ? "--otlp-headers"
+				    : f->timeout     ? "--otlp-timeout"
+				    : f->compression ? "--otlp-compression"
+						     : NULL;
 
 		if (given) {
 			snprintf(err, errlen,
-				 "%s needs --otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)",
+				 "%s needs --otlp-endpoint (or "
+				 "OTEL_EXPORTER_OTLP_ENDPOINT)",
 				 given);
 			return -EINVAL;
 		}
@@ -360,7 +361,8 @@ int otlp_config_resolve(const struct otlp_flags *f,
 		   env_ms(v, MIN_INTERVAL_MS, MAX_INTERVAL_MS,
 			  &c->interval_ms)) {
 		snprintf(err, errlen,
-			 "invalid value '%s' in OTEL_METRIC_EXPORT_INTERVAL: expected milliseconds, 100..3600000",
+			 "invalid value '%s' in OTEL_METRIC_EXPORT_INTERVAL: "
+			 "expected milliseconds, 100..3600000",
 			 v);
 		return -EINVAL;
 	}
@@ -372,13 +374,14 @@ int otlp_config_resolve(const struct otlp_flags *f,
 	} else if ((v = env(getenv_fn, "OTEL_EXPORTER_OTLP_TIMEOUT")) &&
 		   env_ms(v, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, &c->timeout_ms)) {
 		snprintf(err, errlen,
-			 "invalid value '%s' in OTEL_EXPORTER_OTLP_TIMEOUT: expected milliseconds, 100..600000",
+			 "invalid value '%s' in OTEL_EXPORTER_OTLP_TIMEOUT: "
+			 "expected milliseconds, 100..600000",
 			 v);
 		return -EINVAL;
 	}
 
-	v = f->compression ? f->compression :
-			     env(getenv_fn, "OTEL_EXPORTER_OTLP_COMPRESSION");
+	v = f->compression ? f->compression
+			   : env(getenv_fn, "OTEL_EXPORTER_OTLP_COMPRESSION");
 	if (v) {
 		if (strcmp(v, "gzip") && strcmp(v, "none")) {
 			snprintf(err, errlen,
@@ -392,13 +395,15 @@ int otlp_config_resolve(const struct otlp_flags *f,
 		c->gzip = !strcmp(v, "gzip");
 	}
 
-	v = f->headers ? f->headers :
-			 env(getenv_fn, "OTEL_EXPORTER_OTLP_HEADERS");
+	v = f->headers ? f->headers
+		       : env(getenv_fn, "OTEL_EXPORTER_OTLP_HEADERS");
 	if (v) {
 		n = otlp_parse_headers(v, c->headers, OTLP_MAX_HEADERS);
 		if (n < 0) {
 			snprintf(err, errlen,
-				 "invalid headers %s (value not shown): expected key=value,key2=value2, keys HTTP tokens, values %%-encoded, at most %d",
+				 "invalid headers %s (value not shown): "
+				 "expected key=value,key2=value2, keys HTTP "
+				 "tokens, values %%-encoded, at most %d",
 				 origin(f->headers, "--otlp-headers",
 					"OTEL_EXPORTER_OTLP_HEADERS", where,
 					sizeof(where)),
@@ -411,12 +416,14 @@ int otlp_config_resolve(const struct otlp_flags *f,
 
 bad_interval:
 	snprintf(err, errlen,
-		 "invalid value '%s' for --otlp-interval: expected a duration such as 15s, 500ms or 1m (100ms..60m)",
+		 "invalid value '%s' for --otlp-interval: expected a duration "
+		 "such as 15s, 500ms or 1m (100ms..60m)",
 		 f->interval);
 	return -EINVAL;
 bad_timeout:
 	snprintf(err, errlen,
-		 "invalid value '%s' for --otlp-timeout: expected a duration such as 10s or 500ms (100ms..10m)",
+		 "invalid value '%s' for --otlp-timeout: expected a duration "
+		 "such as 10s or 500ms (100ms..10m)",
 		 f->timeout);
 	return -EINVAL;
 }

@@ -60,8 +60,7 @@ int otlp_url_check(const char *url);
  * any query string of base kept at the end. 0, -EINVAL on a bad base, or
  * -ENAMETOOLONG.
  */
-int otlp_signal_url(const char *base, const char *path, char *out,
-		    size_t cap);
+int otlp_signal_url(const char *base, const char *path, char *out, size_t cap);
 
 /*
  * "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS syntax): keys are HTTP tokens,

@@ -35,11 +35,9 @@
 
 #define NS_PER_MS 1000000ULL
 
-static const char *const signal_names[OTLP_NSIGNALS] = { "metrics",
-							 "traces" };
+static const char *const signal_names[OTLP_NSIGNALS] = {"metrics", "traces"};
 static const char *const outcome_names[OTLP_OUT_MAX] = {
-	"success", "retryable", "rejected", "network_error", "timeout",
-	"aborted",
+    "success", "retryable", "rejected", "network_error", "timeout", "aborted",
 };
 
 enum drop_reason {
@@ -50,10 +48,14 @@ enum drop_reason {
 	DROP_MAX,
 };
 static const char *const drop_names[DROP_MAX] = {
-	"queue_full", "non_retryable", "retries_exhausted", "shutdown",
+    "queue_full",
+    "non_retryable",
+    "retries_exhausted",
+    "shutdown",
 };
 
-/* ---- pure parts ----------------------------------------------------------- */
+/* ---- pure parts -----------------------------------------------------------
+ */
 
 enum otlp_outcome otlp_classify_status(long status)
 {
@@ -156,8 +158,7 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-void otlp_status_message(const uint8_t *body, size_t len, char *out,
-			 size_t cap)
+void otlp_status_message(const uint8_t *body, size_t len, char *out, size_t cap)
 {
 	const uint8_t *p = body, *end = body + len;
 	uint64_t key, n;
@@ -189,9 +190,9 @@ void otlp_status_message(const uint8_t *body, size_t len, char *out,
 				return;
 			if (key >> 3 == 2) {
 				for (i = 0; i < n && o + 1 < cap; i++)
-					out[o++] = p[i] >= 0x20 && p[i] < 0x7f ?
-							   (char)p[i] :
-							   '?';
+					out[o++] = p[i] >= 0x20 && p[i] < 0x7f
+						       ? (char)p[i]
+						       : '?';
 				out[o] = '\0';
 				return;
 			}
@@ -203,7 +204,8 @@ void otlp_status_message(const uint8_t *body, size_t len, char *out,
 	}
 }
 
-/* ---- self-metrics --------------------------------------------------------- */
+/* ---- self-metrics ---------------------------------------------------------
+ */
 
 struct otlp_push_stats {
 	struct metric_family *requests;
@@ -218,46 +220,48 @@ struct otlp_push_stats {
 
 struct otlp_push_stats *otlp_push_stats_new(struct metric_registry *r)
 {
-	static const char *const L_SIG[] = { "signal", NULL };
-	static const char *const L_SIG_OUT[] = { "signal", "outcome", NULL };
-	static const char *const L_SIG_REASON[] = { "signal", "reason", NULL };
+	static const char *const L_SIG[] = {"signal", NULL};
+	static const char *const L_SIG_OUT[] = {"signal", "outcome", NULL};
+	static const char *const L_SIG_REASON[] = {"signal", "reason", NULL};
 	struct otlp_push_stats *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
 	s->requests = metric_family_new(
-		r, "katascope_otlp_requests_total", METRIC_COUNTER,
-		"OTLP/HTTP export requests sent, by signal and outcome: success (2xx), retryable (429, 502, 503, 504), rejected (any other status), network_error, timeout, aborted (at shutdown).",
-		L_SIG_OUT, NULL, 0);
+	    r, "katascope_otlp_requests_total", METRIC_COUNTER,
+	    "OTLP/HTTP export requests sent, by signal and outcome: success "
+	    "(2xx), retryable (429, 502, 503, 504), rejected (any other "
+	    "status), network_error, timeout, aborted (at shutdown).",
+	    L_SIG_OUT, NULL, 0);
 	s->exported = metric_family_new(
-		r, "katascope_otlp_exported_batches_total", METRIC_COUNTER,
-		"Batches (export requests) the collector accepted.", L_SIG,
-		NULL, 0);
+	    r, "katascope_otlp_exported_batches_total", METRIC_COUNTER,
+	    "Batches (export requests) the collector accepted.", L_SIG, NULL,
+	    0);
 	s->retries = metric_family_new(
-		r, "katascope_otlp_retries_total", METRIC_COUNTER,
-		"Requests that re-sent a batch after a retryable failure.",
-		L_SIG, NULL, 0);
+	    r, "katascope_otlp_retries_total", METRIC_COUNTER,
+	    "Requests that re-sent a batch after a retryable failure.", L_SIG,
+	    NULL, 0);
 	s->dropped = metric_family_new(
-		r, "katascope_otlp_dropped_batches_total", METRIC_COUNTER,
-		"Batches given up, by reason: queue_full, non_retryable, retries_exhausted, shutdown.",
-		L_SIG_REASON, NULL, 0);
+	    r, "katascope_otlp_dropped_batches_total", METRIC_COUNTER,
+	    "Batches given up, by reason: queue_full, non_retryable, "
+	    "retries_exhausted, shutdown.",
+	    L_SIG_REASON, NULL, 0);
 	s->dropped_bytes = metric_family_new(
-		r, "katascope_otlp_dropped_bytes_total", METRIC_COUNTER,
-		"Encoded (uncompressed) bytes of the dropped batches, by reason.",
-		L_SIG_REASON, NULL, 0);
-	s->queue_batches = metric_family_new(
-		r, "katascope_otlp_queue_batches", METRIC_GAUGE,
-		"Batches waiting to be sent (not counting the one being sent or retried).",
-		NULL, NULL, 0);
+	    r, "katascope_otlp_dropped_bytes_total", METRIC_COUNTER,
+	    "Encoded (uncompressed) bytes of the dropped batches, by reason.",
+	    L_SIG_REASON, NULL, 0);
+	s->queue_batches =
+	    metric_family_new(r, "katascope_otlp_queue_batches", METRIC_GAUGE,
+			      "Batches waiting to be sent (not counting the "
+			      "one being sent or retried).",
+			      NULL, NULL, 0);
 	s->queue_bytes = metric_family_new(
-		r, "katascope_otlp_queue_bytes", METRIC_GAUGE,
-		"Encoded bytes of the batches waiting to be sent.", NULL, NULL,
-		0);
+	    r, "katascope_otlp_queue_bytes", METRIC_GAUGE,
+	    "Encoded bytes of the batches waiting to be sent.", NULL, NULL, 0);
 	s->last_success = metric_family_new(
-		r, "katascope_otlp_last_success_timestamp_seconds",
-		METRIC_GAUGE,
-		"Unix time of the last export the collector accepted, by signal.",
-		L_SIG, NULL, 0);
+	    r, "katascope_otlp_last_success_timestamp_seconds", METRIC_GAUGE,
+	    "Unix time of the last export the collector accepted, by signal.",
+	    L_SIG, NULL, 0);
 	if (!s->requests || !s->exported || !s->retries || !s->dropped ||
 	    !s->dropped_bytes || !s->queue_batches || !s->queue_bytes ||
 	    !s->last_success) {
@@ -272,7 +276,8 @@ void otlp_push_stats_free(struct otlp_push_stats *s)
 	free(s); /* the families belong to the registry */
 }
 
-/* ---- the exporter --------------------------------------------------------- */
+/* ---- the exporter ---------------------------------------------------------
+ */
 
 struct batch {
 	enum otlp_signal sig;
@@ -338,12 +343,11 @@ static uint64_t mono_ns(void)
 static void stat_add(struct metric_family *f, const char *a, const char *b,
 		     double v)
 {
-	const char *lv[] = { a, b };
+	const char *lv[] = {a, b};
 
 	if (f)
 		metric_add(f, lv, v);
 }
-
 
 /* Under p->mu. */
 static void publish_queue(struct otlp_push *p)
@@ -378,8 +382,7 @@ static void drop(struct otlp_push *p, struct batch *b, enum drop_reason why)
  * ones are chained on *evicted for the caller to count outside the lock.
  * Under p->mu. -E2BIG: b alone exceeds the byte bound (not queued).
  */
-static int enqueue(struct otlp_push *p, struct batch *b,
-		   struct batch **evicted)
+static int enqueue(struct otlp_push *p, struct batch *b, struct batch **evicted)
 {
 	struct batch *old;
 
@@ -444,8 +447,8 @@ static int submit(struct otlp_push *p, enum otlp_signal sig, uint8_t *body,
 	return err;
 }
 
-int otlp_push_submit(struct otlp_push *p, enum otlp_signal sig,
-		     uint8_t *body, size_t len)
+int otlp_push_submit(struct otlp_push *p, enum otlp_signal sig, uint8_t *body,
+		     size_t len)
 {
 	return submit(p, sig, body, len, false);
 }
@@ -471,13 +474,14 @@ void otlp_push_kick(struct otlp_push *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* ---- sending -------------------------------------------------------------- */
+/* ---- sending --------------------------------------------------------------
+ */
 
 /* Log a failure the first time its cause (key) is seen since the last
  * success; a success after failures is logged once too. */
 static void note_failure(struct otlp_push *p, enum otlp_signal sig,
 			 const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void note_failure(struct otlp_push *p, enum otlp_signal sig,
 			 const char *key, const char *fmt, ...)
@@ -554,9 +558,10 @@ static int poll_ms(struct otlp_push *p)
 
 	if (!atomic_load(&p->abort_armed))
 		return 1000;
-	return at <= now ? 0 : at - now >= 1000 * NS_PER_MS ?
-			   1000 :
-			   (int)((at - now) / NS_PER_MS) + 1;
+	return at <= now ? 0
+	       : at - now >= 1000 * NS_PER_MS
+		   ? 1000
+		   : (int)((at - now) / NS_PER_MS) + 1;
 }
 
 /*
@@ -596,9 +601,8 @@ static CURLcode perform(struct otlp_push *p)
 
 /* One POST of b. *why: a short cause for the logs, *key its class. */
 static enum otlp_outcome post(struct otlp_push *p, struct batch *b,
-			      long timeout_ms, struct response *resp,
-			      char *why, size_t whylen, char *key,
-			      size_t keylen)
+			      long timeout_ms, struct response *resp, char *why,
+			      size_t whylen, char *key, size_t keylen)
 {
 	char errbuf[CURL_ERROR_SIZE] = "", msg[256];
 	enum otlp_outcome out;
@@ -634,7 +638,8 @@ static enum otlp_outcome post(struct otlp_push *p, struct batch *b,
 		out = OTLP_OUT_TIMEOUT;
 	else
 		out = OTLP_OUT_NETWORK;
-	snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	snprintf(why, whylen, "%s",
+		 errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	snprintf(key, keylen, "curl-%d", (int)rc);
 	return out;
 }
@@ -676,8 +681,7 @@ static bool attempt(struct otlp_push *p, struct batch *b, long timeout_ms,
 		stat_add(p->stats ? p->stats->retries : NULL, sig, NULL, 1);
 	else
 		b->first_ns = now;
-	out = post(p, b, timeout_ms, &resp, why, sizeof(why), key,
-		   sizeof(key));
+	out = post(p, b, timeout_ms, &resp, why, sizeof(why), key, sizeof(key));
 	if (p->stats)
 		stat_add(p->stats->requests, sig, outcome_names[out], 1);
 	now = mono_ns();
@@ -688,11 +692,11 @@ static bool attempt(struct otlp_push *p, struct batch *b, long timeout_ms,
 			stat_add(p->stats->exported, sig, NULL, 1);
 			clock_gettime(CLOCK_REALTIME, &wall);
 			{
-				const char *lv[] = { sig };
+				const char *lv[] = {sig};
 
 				metric_set(p->stats->last_success, lv,
 					   (double)wall.tv_sec +
-						   wall.tv_nsec * 1e-9);
+					       wall.tv_nsec * 1e-9);
 			}
 		}
 		batch_free(b);
@@ -712,26 +716,29 @@ static bool attempt(struct otlp_push *p, struct batch *b, long timeout_ms,
 		drop(p, b, DROP_SHUTDOWN);
 		return true;
 	}
-	delay_ms = resp.retry_after_ms >= 0 ?
-			   (uint64_t)resp.retry_after_ms :
-			   otlp_backoff_ms(b->attempts, (uint32_t)rand_r(&p->rnd) *
-							       2654435761u);
+	delay_ms =
+	    resp.retry_after_ms >= 0
+		? (uint64_t)resp.retry_after_ms
+		: otlp_backoff_ms(b->attempts,
+				  (uint32_t)rand_r(&p->rnd) * 2654435761u);
 	if (b->attempts >= OTLP_MAX_ATTEMPTS ||
 	    now + delay_ms * NS_PER_MS - b->first_ns >
-		    OTLP_MAX_ELAPSED_MS * NS_PER_MS) {
+		OTLP_MAX_ELAPSED_MS * NS_PER_MS) {
 		note_failure(p, b->sig, key,
 			     "%s; gave up after %u attempts, batch dropped",
 			     why, b->attempts);
 		drop(p, b, DROP_RETRIES_EXHAUSTED);
 		return true;
 	}
-	note_failure(p, b->sig, key, "%s; retrying (backoff, at most %d attempts)",
-		     why, OTLP_MAX_ATTEMPTS);
+	note_failure(p, b->sig, key,
+		     "%s; retrying (backoff, at most %d attempts)", why,
+		     OTLP_MAX_ATTEMPTS);
 	b->next_ns = now + delay_ms * NS_PER_MS;
 	return false;
 }
 
-/* ---- producers ------------------------------------------------------------ */
+/* ---- producers ------------------------------------------------------------
+ */
 
 static void produce_metrics(struct otlp_push *p, bool final)
 {
@@ -742,7 +749,7 @@ static void produce_metrics(struct otlp_push *p, bool final)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (otlp_metrics_encode(p->reg, p->res, p->start_unix_ns,
 				(uint64_t)now.tv_sec * 1000000000ULL +
-					(uint64_t)now.tv_nsec,
+				    (uint64_t)now.tv_nsec,
 				&body, &len)) {
 		log_warn("OTLP metrics export: out of memory encoding");
 		return;
@@ -764,8 +771,9 @@ static void poll_traces(struct otlp_push *p,
 		err = collect(ctx, &body, &len);
 		if (err < 0) {
 			if (!p->collect_err_logged)
-				log_warn("OTLP traces: the span source failed: %s",
-					 strerror(-err));
+				log_warn(
+				    "OTLP traces: the span source failed: %s",
+				    strerror(-err));
 			p->collect_err_logged = true;
 			free(body);
 			return;
@@ -776,12 +784,13 @@ static void poll_traces(struct otlp_push *p,
 	}
 }
 
-/* ---- the thread ----------------------------------------------------------- */
+/* ---- the thread -----------------------------------------------------------
+ */
 
 static void wait_until(struct otlp_push *p, uint64_t when_ns)
 {
-	struct timespec ts = { .tv_sec = (time_t)(when_ns / 1000000000ULL),
-			       .tv_nsec = (long)(when_ns % 1000000000ULL) };
+	struct timespec ts = {.tv_sec = (time_t)(when_ns / 1000000000ULL),
+			      .tv_nsec = (long)(when_ns % 1000000000ULL)};
 
 	pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 }
@@ -826,9 +835,10 @@ static void flush(struct otlp_push *p)
 			continue;
 		}
 		attempt(p, b,
-			(long)((deadline - now) / NS_PER_MS) < (long)p->cfg.timeout_ms ?
-				(long)((deadline - now) / NS_PER_MS) :
-				(long)p->cfg.timeout_ms,
+			(long)((deadline - now) / NS_PER_MS) <
+				(long)p->cfg.timeout_ms
+			    ? (long)((deadline - now) / NS_PER_MS)
+			    : (long)p->cfg.timeout_ms,
 			true);
 	}
 }
@@ -847,7 +857,7 @@ static void *worker(void *arg)
 			p->next_metrics += p->cfg.interval_ms * NS_PER_MS;
 			if (p->next_metrics <= now)
 				p->next_metrics =
-					now + p->cfg.interval_ms * NS_PER_MS;
+				    now + p->cfg.interval_ms * NS_PER_MS;
 			pthread_mutex_unlock(&p->mu);
 			produce_metrics(p, false);
 			pthread_mutex_lock(&p->mu);
@@ -858,7 +868,8 @@ static void *worker(void *arg)
 		if (p->collect && p->urls[OTLP_TRACES] &&
 		    (p->kicked || now >= p->next_trace_poll)) {
 			p->kicked = false;
-			p->next_trace_poll = now + OTLP_TRACE_POLL_MS * NS_PER_MS;
+			p->next_trace_poll =
+			    now + OTLP_TRACE_POLL_MS * NS_PER_MS;
 			collect = p->collect;
 			ctx = p->collect_ctx;
 			pthread_mutex_unlock(&p->mu);
@@ -896,12 +907,12 @@ static struct curl_slist *build_headers(const struct otlp_config *c)
 	struct curl_slist *l = NULL, *n;
 	unsigned i;
 
-#define ADD(h)                                    \
-	do {                                      \
-		n = curl_slist_append(l, (h));    \
-		if (!n)                           \
-			goto oom;                 \
-		l = n;                            \
+#define ADD(h)                                                                 \
+	do {                                                                   \
+		n = curl_slist_append(l, (h));                                 \
+		if (!n)                                                        \
+			goto oom;                                              \
+		l = n;                                                         \
 	} while (0)
 	ADD("Content-Type: application/x-protobuf");
 	if (c->gzip)
@@ -965,13 +976,13 @@ struct otlp_push *otlp_push_start(const struct otlp_push_config *cfg)
 	p->res = cfg->res;
 	p->start_unix_ns = cfg->start_unix_ns;
 	p->stats = cfg->stats;
-	p->max_batches = cfg->max_queue_batches ? cfg->max_queue_batches :
-						  OTLP_DEFAULT_QUEUE_BATCHES;
-	p->max_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes :
-					      OTLP_DEFAULT_QUEUE_BYTES;
+	p->max_batches = cfg->max_queue_batches ? cfg->max_queue_batches
+						: OTLP_DEFAULT_QUEUE_BATCHES;
+	p->max_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes
+					    : OTLP_DEFAULT_QUEUE_BYTES;
 	p->flush_ms = cfg->flush_ms ? cfg->flush_ms : OTLP_DEFAULT_FLUSH_MS;
-	p->urls[OTLP_METRICS] = p->cfg.metrics_url[0] ? p->cfg.metrics_url :
-							NULL;
+	p->urls[OTLP_METRICS] =
+	    p->cfg.metrics_url[0] ? p->cfg.metrics_url : NULL;
 	p->urls[OTLP_TRACES] = p->cfg.traces_url[0] ? p->cfg.traces_url : NULL;
 	p->rnd = (unsigned)(mono_ns() ^ (uint64_t)getpid());
 	pthread_mutex_init(&p->mu, NULL);
@@ -1006,10 +1017,10 @@ struct otlp_push *otlp_push_start(const struct otlp_push_config *cfg)
 		goto fail;
 	}
 	if (p->urls[OTLP_METRICS])
-		log_info("OTLP metrics push to %s every %u ms (%s, timeout %u ms)",
-			 p->urls[OTLP_METRICS], p->cfg.interval_ms,
-			 p->cfg.gzip ? "gzip" : "uncompressed",
-			 p->cfg.timeout_ms);
+		log_info(
+		    "OTLP metrics push to %s every %u ms (%s, timeout %u ms)",
+		    p->urls[OTLP_METRICS], p->cfg.interval_ms,
+		    p->cfg.gzip ? "gzip" : "uncompressed", p->cfg.timeout_ms);
 	if (p->urls[OTLP_TRACES])
 		log_info("OTLP traces push to %s", p->urls[OTLP_TRACES]);
 	return p;

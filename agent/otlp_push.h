@@ -61,7 +61,7 @@ struct otlp_push_config {
 	/* Pushed every otlp->interval_ms; NULL: no metrics producer. */
 	struct metric_registry *reg;
 	const struct otlp_resource_info *res; /* borrowed until stop */
-	uint64_t start_unix_ns; /* start of the cumulative points */
+	uint64_t start_unix_ns;	       /* start of the cumulative points */
 	struct otlp_push_stats *stats; /* NULL: nothing counted */
 	unsigned max_queue_batches;    /* 0: OTLP_DEFAULT_QUEUE_BATCHES */
 	size_t max_queue_bytes;	       /* 0: OTLP_DEFAULT_QUEUE_BYTES */
@@ -81,8 +81,8 @@ void otlp_push_stop(struct otlp_push *p);
  * -ENOENT when that signal has no URL, -E2BIG when the body alone is larger
  * than the queue (dropped, counted), -ESHUTDOWN after stop began, -EINVAL.
  */
-int otlp_push_submit(struct otlp_push *p, enum otlp_signal sig,
-		     uint8_t *body, size_t len);
+int otlp_push_submit(struct otlp_push *p, enum otlp_signal sig, uint8_t *body,
+		     size_t len);
 
 /*
  * The trace source, polled by the exporter thread about every

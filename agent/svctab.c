@@ -152,8 +152,9 @@ void svctab_commit(struct svctab *t)
 		return;
 	}
 	while (i < n || j < t->npub) {
-		c = i == n ? 1 : j == t->npub ? -1 :
-				strcmp(t->stage[i].name, t->pub[j].name);
+		c = i == n	   ? 1
+		    : j == t->npub ? -1
+				   : strcmp(t->stage[i].name, t->pub[j].name);
 		if (c <= 0) {
 			merged[m++] = t->stage[i++];
 			j += c == 0;
@@ -196,9 +197,8 @@ int svctab_get(void *arg, const char *service, struct otlp_service_info *out)
 		return -ENOENT;
 	strcpy(key.name, service);
 	pthread_mutex_lock(&t->mu);
-	s = t->npub ? bsearch(&key, t->pub, t->npub, sizeof(*t->pub),
-			      cmp_svc) :
-		      NULL;
+	s = t->npub ? bsearch(&key, t->pub, t->npub, sizeof(*t->pub), cmp_svc)
+		    : NULL;
 	if (s) {
 		*out = s->info;
 		err = 0;

@@ -8,7 +8,8 @@
  *     "metrics":[{"name":..,"unit":..,"type":"histogram|sum|gauge",
  *       "temporality":2,"monotonic":true,
  *       "points":[{"attributes":{..},"start":"ns","time":"ns",
- *         "count":N,"sum":S,"bounds":[..],"buckets":[..]} | {..,"value":V}]}]}]}
+ *         "count":N,"sum":S,"bounds":[..],"buckets":[..]} |
+ * {..,"value":V}]}]}]}
  *
  * 64-bit times are strings (JSON numbers lose precision); ints are numbers.
  * Exit 1 when the input does not decode.
@@ -23,7 +24,8 @@
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 typedef Opentelemetry__Proto__Metrics__V1__Metric metric_t;
 
-static void any(struct strbuf *sb, const Opentelemetry__Proto__Common__V1__AnyValue *v)
+static void any(struct strbuf *sb,
+		const Opentelemetry__Proto__Common__V1__AnyValue *v)
 {
 	if (!v) {
 		sb_puts(sb, "null");
@@ -62,17 +64,18 @@ static void attrs(struct strbuf *sb, kv_t **kvs, size_t n)
 	sb_putc(sb, '}');
 }
 
-static void number_points(struct strbuf *sb,
-			  Opentelemetry__Proto__Metrics__V1__NumberDataPoint **p,
-			  size_t n)
+static void
+number_points(struct strbuf *sb,
+	      Opentelemetry__Proto__Metrics__V1__NumberDataPoint **p, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		sb_puts(sb, i ? ",{\"attributes\":" : "{\"attributes\":");
 		attrs(sb, p[i]->attributes, p[i]->n_attributes);
-		sb_printf(sb, ",\"start\":\"%" PRIu64 "\",\"time\":\"%" PRIu64
-			      "\",\"value\":",
+		sb_printf(sb,
+			  ",\"start\":\"%" PRIu64 "\",\"time\":\"%" PRIu64
+			  "\",\"value\":",
 			  p[i]->start_time_unix_nano, p[i]->time_unix_nano);
 		if (p[i]->value_case ==
 		    OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT)
@@ -83,9 +86,10 @@ static void number_points(struct strbuf *sb,
 	}
 }
 
-static void histogram_points(
-	struct strbuf *sb,
-	Opentelemetry__Proto__Metrics__V1__HistogramDataPoint **p, size_t n)
+static void
+histogram_points(struct strbuf *sb,
+		 Opentelemetry__Proto__Metrics__V1__HistogramDataPoint **p,
+		 size_t n)
 {
 	size_t i, j;
 
@@ -121,7 +125,8 @@ static void metric(struct strbuf *sb, const metric_t *m)
 	switch (m->data_case) {
 	case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
 		sb_printf(sb,
-			  ",\"type\":\"sum\",\"temporality\":%d,\"monotonic\":%s,\"points\":[",
+			  ",\"type\":\"sum\",\"temporality\":%d,\"monotonic\":%"
+			  "s,\"points\":[",
 			  (int)m->sum->aggregation_temporality,
 			  m->sum->is_monotonic ? "true" : "false");
 		number_points(sb, m->sum->data_points, m->sum->n_data_points);
@@ -132,8 +137,10 @@ static void metric(struct strbuf *sb, const metric_t *m)
 			      m->gauge->n_data_points);
 		break;
 	case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-		sb_printf(sb, ",\"type\":\"histogram\",\"temporality\":%d,\"points\":[",
-			  (int)m->histogram->aggregation_temporality);
+		sb_printf(
+		    sb,
+		    ",\"type\":\"histogram\",\"temporality\":%d,\"points\":[",
+		    (int)m->histogram->aggregation_temporality);
 		histogram_points(sb, m->histogram->data_points,
 				 m->histogram->n_data_points);
 		break;
@@ -145,7 +152,8 @@ static void metric(struct strbuf *sb, const metric_t *m)
 
 int main(void)
 {
-	Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *req;
+	Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest
+	    *req;
 	struct strbuf sb = STRBUF_INIT;
 	size_t len = 0, cap = 1 << 16, n, i, j, k;
 	uint8_t *buf = malloc(cap);
@@ -159,17 +167,19 @@ int main(void)
 	}
 	if (!buf)
 		return 1;
-	req = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
+	req =
+	    opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
 		NULL, len, buf);
 	free(buf);
 	if (!req) {
-		fprintf(stderr, "otlp_dump: not an ExportMetricsServiceRequest\n");
+		fprintf(stderr,
+			"otlp_dump: not an ExportMetricsServiceRequest\n");
 		return 1;
 	}
 	sb_puts(&sb, "{\"resources\":[");
 	for (i = 0; i < req->n_resource_metrics; i++) {
 		const Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm =
-			req->resource_metrics[i];
+		    req->resource_metrics[i];
 		int first = 1;
 
 		sb_puts(&sb, i ? ",{\"attributes\":" : "{\"attributes\":");
@@ -190,7 +200,7 @@ int main(void)
 	}
 	sb_puts(&sb, "]}\n");
 	opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(
-		req, NULL);
+	    req, NULL);
 	if (sb.oom)
 		return 1;
 	fwrite(sb.buf, 1, sb.len, stdout);

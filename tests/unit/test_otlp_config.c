@@ -30,8 +30,8 @@ static int resolve(struct otlp_config *c, char *err, const char *const *envp,
 		   const char *headers, const char *timeout,
 		   const char *compression)
 {
-	struct otlp_flags f = { endpoint, interval, headers, timeout,
-				compression };
+	struct otlp_flags f = {endpoint, interval, headers, timeout,
+			       compression};
 
 	fake_env = envp;
 	err[0] = '\0';
@@ -60,17 +60,21 @@ static void test_urls(void)
 	CHECK(otlp_url_check("http://host/a#frag") < 0);
 	CHECK(otlp_url_check("http://host/\r\nX: y") < 0);
 
-	CHECK_INT(otlp_signal_url("http://c:4318", "v1/metrics", out,
-				  sizeof(out)), 0);
+	CHECK_INT(
+	    otlp_signal_url("http://c:4318", "v1/metrics", out, sizeof(out)),
+	    0);
 	CHECK_STR(out, "http://c:4318/v1/metrics");
-	CHECK_INT(otlp_signal_url("http://c:4318/", "v1/traces", out,
-				  sizeof(out)), 0);
+	CHECK_INT(
+	    otlp_signal_url("http://c:4318/", "v1/traces", out, sizeof(out)),
+	    0);
 	CHECK_STR(out, "http://c:4318/v1/traces");
-	CHECK_INT(otlp_signal_url("https://h/otlp", "v1/metrics", out,
-				  sizeof(out)), 0);
+	CHECK_INT(
+	    otlp_signal_url("https://h/otlp", "v1/metrics", out, sizeof(out)),
+	    0);
 	CHECK_STR(out, "https://h/otlp/v1/metrics");
 	CHECK_INT(otlp_signal_url("https://h/otlp/?k=v", "v1/metrics", out,
-				  sizeof(out)), 0);
+				  sizeof(out)),
+		  0);
 	CHECK_STR(out, "https://h/otlp/v1/metrics?k=v");
 	CHECK_INT(otlp_signal_url("http://c", "v1/metrics", out, 10),
 		  -ENAMETOOLONG);
@@ -87,12 +91,14 @@ static void test_headers(void)
 	CHECK_INT(otlp_parse_headers("api-key=secret", h, OTLP_MAX_HEADERS), 1);
 	CHECK_STR(h[0], "api-key: secret");
 	CHECK_INT(otlp_parse_headers(" a = 1 , b=two%20words ,,", h,
-				     OTLP_MAX_HEADERS), 2);
+				     OTLP_MAX_HEADERS),
+		  2);
 	CHECK_STR(h[0], "a: 1");
 	CHECK_STR(h[1], "b: two words");
 	/* Only the first '=' splits; '+' stays a plus. */
 	CHECK_INT(otlp_parse_headers("Authorization=Basic%20dXNlcjpwdw==,x=a+b",
-				     h, OTLP_MAX_HEADERS), 2);
+				     h, OTLP_MAX_HEADERS),
+		  2);
 	CHECK_STR(h[0], "Authorization: Basic dXNlcjpwdw==");
 	CHECK_STR(h[1], "x: a+b");
 	CHECK_INT(otlp_parse_headers("k=", h, OTLP_MAX_HEADERS), 1);
@@ -138,34 +144,46 @@ static void test_resolve(void)
 	static struct otlp_config c;
 	char err[512];
 	const char *const base_env[] = {
-		"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318",
-		"OTEL_METRIC_EXPORT_INTERVAL", "5000",
-		"OTEL_EXPORTER_OTLP_TIMEOUT", "2500",
-		"OTEL_EXPORTER_OTLP_COMPRESSION", "none",
-		"OTEL_EXPORTER_OTLP_HEADERS", "from=env",
-		NULL,
+	    "OTEL_EXPORTER_OTLP_ENDPOINT",
+	    "http://env:4318",
+	    "OTEL_METRIC_EXPORT_INTERVAL",
+	    "5000",
+	    "OTEL_EXPORTER_OTLP_TIMEOUT",
+	    "2500",
+	    "OTEL_EXPORTER_OTLP_COMPRESSION",
+	    "none",
+	    "OTEL_EXPORTER_OTLP_HEADERS",
+	    "from=env",
+	    NULL,
 	};
 	const char *const signal_env[] = {
-		"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318",
-		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:9/custom",
-		NULL,
+	    "OTEL_EXPORTER_OTLP_ENDPOINT",
+	    "http://env:4318",
+	    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+	    "http://m:9/custom",
+	    NULL,
 	};
 	const char *const only_traces[] = {
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t/v1/traces",
-		NULL,
+	    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	    "https://t/v1/traces",
+	    NULL,
 	};
 	const char *const bad_env[] = {
-		"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318",
-		"OTEL_METRIC_EXPORT_INTERVAL", "15s",
-		NULL,
+	    "OTEL_EXPORTER_OTLP_ENDPOINT",
+	    "http://env:4318",
+	    "OTEL_METRIC_EXPORT_INTERVAL",
+	    "15s",
+	    NULL,
 	};
 	const char *const grpc_env[] = {
-		"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc",
-		NULL,
+	    "OTEL_EXPORTER_OTLP_PROTOCOL",
+	    "grpc",
+	    NULL,
 	};
 	const char *const empty_env[] = {
-		"OTEL_EXPORTER_OTLP_ENDPOINT", "",
-		NULL,
+	    "OTEL_EXPORTER_OTLP_ENDPOINT",
+	    "",
+	    NULL,
 	};
 
 	/* Nothing configured: push off, defaults. */
@@ -176,8 +194,8 @@ static void test_resolve(void)
 	CHECK_STR(c.metrics_url, "");
 
 	/* Flag only: defaults for the rest. */
-	CHECK_INT(resolve(&c, err, NULL, "http://f:4318", NULL, NULL, NULL,
-			  NULL), 0);
+	CHECK_INT(
+	    resolve(&c, err, NULL, "http://f:4318", NULL, NULL, NULL, NULL), 0);
 	CHECK_STR(c.metrics_url, "http://f:4318/v1/metrics");
 	CHECK_STR(c.traces_url, "http://f:4318/v1/traces");
 	CHECK_INT(c.interval_ms, 15000);
@@ -196,7 +214,8 @@ static void test_resolve(void)
 
 	/* Every flag beats its variable. */
 	CHECK_INT(resolve(&c, err, base_env, "http://f:1", "1s", "from=flag",
-			  "500ms", "gzip"), 0);
+			  "500ms", "gzip"),
+		  0);
 	CHECK_STR(c.metrics_url, "http://f:1/v1/metrics");
 	CHECK_INT(c.interval_ms, 1000);
 	CHECK_INT(c.timeout_ms, 500);
@@ -205,11 +224,13 @@ static void test_resolve(void)
 
 	/* Signal-specific variables are used as they are; the flag beats
 	 * them too. */
-	CHECK_INT(resolve(&c, err, signal_env, NULL, NULL, NULL, NULL, NULL), 0);
+	CHECK_INT(resolve(&c, err, signal_env, NULL, NULL, NULL, NULL, NULL),
+		  0);
 	CHECK_STR(c.metrics_url, "http://m:9/custom");
 	CHECK_STR(c.traces_url, "http://env:4318/v1/traces");
-	CHECK_INT(resolve(&c, err, signal_env, "http://f:1/", NULL, NULL, NULL,
-			  NULL), 0);
+	CHECK_INT(
+	    resolve(&c, err, signal_env, "http://f:1/", NULL, NULL, NULL, NULL),
+	    0);
 	CHECK_STR(c.metrics_url, "http://f:1/v1/metrics");
 	CHECK_INT(resolve(&c, err, only_traces, NULL, NULL, NULL, NULL, NULL),
 		  0);
@@ -217,9 +238,12 @@ static void test_resolve(void)
 	CHECK_STR(c.traces_url, "https://t/v1/traces");
 
 	/* Errors name the flag or the variable. */
-	CHECK_INT(resolve(&c, err, NULL, "collector:4318", NULL, NULL, NULL,
-			  NULL), -EINVAL);
-	CHECK_STR(err, "invalid value 'collector:4318' for --otlp-endpoint: expected an http:// or https:// URL, e.g. http://collector:4318");
+	CHECK_INT(
+	    resolve(&c, err, NULL, "collector:4318", NULL, NULL, NULL, NULL),
+	    -EINVAL);
+	CHECK_STR(
+	    err, "invalid value 'collector:4318' for --otlp-endpoint: expected "
+		 "an http:// or https:// URL, e.g. http://collector:4318");
 	CHECK_INT(resolve(&c, err, NULL, "http://f", "15", NULL, NULL, NULL),
 		  -EINVAL);
 	CHECK(strstr(err, "'15' for --otlp-interval") != NULL);
@@ -228,21 +252,26 @@ static void test_resolve(void)
 	CHECK(strstr(err, "'0s' for --otlp-timeout") != NULL);
 	CHECK_INT(resolve(&c, err, NULL, "http://f", NULL, NULL, NULL, "zstd"),
 		  -EINVAL);
-	CHECK_STR(err, "invalid value 'zstd' for --otlp-compression: expected gzip or none");
-	CHECK_INT(resolve(&c, err, NULL, "http://f", NULL, "secret", NULL,
-			  NULL), -EINVAL);
+	CHECK_STR(err, "invalid value 'zstd' for --otlp-compression: expected "
+		       "gzip or none");
+	CHECK_INT(
+	    resolve(&c, err, NULL, "http://f", NULL, "secret", NULL, NULL),
+	    -EINVAL);
 	CHECK(strstr(err, "--otlp-headers") != NULL);
 	CHECK(strstr(err, "secret") == NULL); /* credentials are not echoed */
 	CHECK_INT(resolve(&c, err, bad_env, NULL, NULL, NULL, NULL, NULL),
 		  -EINVAL);
 	CHECK(strstr(err, "'15s' in OTEL_METRIC_EXPORT_INTERVAL") != NULL);
-	CHECK_INT(resolve(&c, err, grpc_env, "http://f", NULL, NULL, NULL,
-			  NULL), -EINVAL);
+	CHECK_INT(
+	    resolve(&c, err, grpc_env, "http://f", NULL, NULL, NULL, NULL),
+	    -EINVAL);
 	CHECK(strstr(err, "OTEL_EXPORTER_OTLP_PROTOCOL") != NULL);
 	/* ...but only matters when pushing. */
 	CHECK_INT(resolve(&c, err, grpc_env, NULL, NULL, NULL, NULL, NULL), 0);
-	CHECK_INT(resolve(&c, err, NULL, NULL, "1s", NULL, NULL, NULL), -EINVAL);
-	CHECK_STR(err, "--otlp-interval needs --otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)");
+	CHECK_INT(resolve(&c, err, NULL, NULL, "1s", NULL, NULL, NULL),
+		  -EINVAL);
+	CHECK_STR(err, "--otlp-interval needs --otlp-endpoint (or "
+		       "OTEL_EXPORTER_OTLP_ENDPOINT)");
 }
 
 static enum cli_result run(struct options *o, char *err, int argc, ...)
@@ -272,7 +301,8 @@ static void test_cli(void)
 	CHECK_STR(o.otlp.metrics_url, "");
 	CHECK_INT(run(&o, err, 8, "--otlp-endpoint", "http://127.0.0.1:4318",
 		      "--otlp-interval", "1s", "--otlp-headers", "a=b",
-		      "--otlp-compression=none"), CLI_RUN);
+		      "--otlp-compression=none"),
+		  CLI_RUN);
 	CHECK_STR(o.otlp.metrics_url, "http://127.0.0.1:4318/v1/metrics");
 	CHECK_INT(o.otlp.interval_ms, 1000);
 	CHECK_INT(o.otlp.gzip, 0);

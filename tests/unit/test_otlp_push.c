@@ -48,9 +48,11 @@ static void test_pure(void)
 	CHECK_INT(otlp_retry_after_ms("1.5", 0), -1);
 	/* 784111777 is Sun, 06 Nov 1994 08:49:37 GMT */
 	CHECK_INT(otlp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT\r\n",
-				      784111777 - 5), 5000);
-	CHECK_INT(otlp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT",
-				      784111777 + 5), 0);
+				      784111777 - 5),
+		  5000);
+	CHECK_INT(
+	    otlp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 5),
+	    0);
 
 	/* Doubling from 1 s, capped at 30 s, jitter within [d/2, d). */
 	CHECK_INT(otlp_backoff_ms(1, 0), 500);
@@ -62,7 +64,7 @@ static void test_pure(void)
 	CHECK_INT(otlp_backoff_ms(40, 0xffffffffu), 29999);
 	for (k = 1; k < 8; k++)
 		CHECK(otlp_backoff_ms(k + 1, 12345) >
-		      otlp_backoff_ms(k, 12345) ||
+			  otlp_backoff_ms(k, 12345) ||
 		      otlp_backoff_ms(k, 12345) >= 15000);
 
 	for (i = 0; i < sizeof(in); i++)
@@ -84,10 +86,10 @@ static void test_pure(void)
 
 	/* google.rpc.Status{code=3, message="bad data"} */
 	{
-		const uint8_t st[] = { 0x08, 0x03, 0x12, 0x08, 'b', 'a', 'd',
-				       ' ', 'd',  'a',	't',  'a' };
-		const uint8_t cut[] = { 0x12, 0x20, 'x' };
-		const uint8_t ctl[] = { 0x12, 0x02, '\n', 'x' };
+		const uint8_t st[] = {0x08, 0x03, 0x12, 0x08, 'b', 'a',
+				      'd',  ' ',  'd',	'a',  't', 'a'};
+		const uint8_t cut[] = {0x12, 0x20, 'x'};
+		const uint8_t ctl[] = {0x12, 0x02, '\n', 'x'};
 
 		otlp_status_message(st, sizeof(st), msg, sizeof(msg));
 		CHECK_STR(msg, "bad data");
@@ -102,7 +104,8 @@ static void test_pure(void)
 	}
 }
 
-/* ---- a one-connection-at-a-time HTTP server ------------------------------- */
+/* ---- a one-connection-at-a-time HTTP server -------------------------------
+ */
 
 struct server {
 	int fd, port;
@@ -150,7 +153,8 @@ static void *serve(void *arg)
 			pthread_mutex_lock(&s->mu);
 			s->requests++;
 			sscanf(buf, "POST %63s", s->path);
-			snprintf(s->head, sizeof(s->head), "%.*s", (int)len, buf);
+			snprintf(s->head, sizeof(s->head), "%.*s", (int)len,
+				 buf);
 			s->body_len = want < sizeof(s->body) ? want : 0;
 			memcpy(s->body, buf + len, s->body_len);
 			snprintf(buf, sizeof(buf),
@@ -167,7 +171,7 @@ static void *serve(void *arg)
 
 static int server_start(struct server *s)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t alen = sizeof(a);
 
 	memset(s, 0, sizeof(*s));
@@ -204,14 +208,14 @@ static int wait_requests(struct server *s, int n)
 	return got;
 }
 
-/* ---- the trace source ------------------------------------------------------ */
+/* ---- the trace source ------------------------------------------------------
+ */
 
 /* ExportTraceServiceRequest{resource_spans{scope_spans{spans{name="GET /"}}}}
  * hand-encoded: fields 1 (resource_spans), 2 (scope_spans), 2 (spans),
  * span field 5 (name). */
-static const uint8_t trace_req[] = { 0x0a, 0x0b, 0x12, 0x09, 0x12, 0x07,
-				     0x2a, 0x05, 'G',  'E',  'T',  ' ',
-				     '/' };
+static const uint8_t trace_req[] = {0x0a, 0x0b, 0x12, 0x09, 0x12, 0x07, 0x2a,
+				    0x05, 'G',	'E',  'T',  ' ',  '/'};
 
 struct source {
 	int calls, handed;
@@ -236,9 +240,9 @@ static int collect(void *ctx, uint8_t **body, size_t *len)
 static void test_traces(void)
 {
 	static struct otlp_config oc;
-	struct otlp_push_config pc = { .otlp = &oc };
+	struct otlp_push_config pc = {.otlp = &oc};
 	struct server s;
-	struct source src = { 0 };
+	struct source src = {0};
 	struct otlp_push *p;
 	uint8_t out[256];
 	uLongf outlen = sizeof(out);
@@ -268,7 +272,8 @@ static void test_traces(void)
 	CHECK_INT(wait_requests(&s, 1), 1);
 	pthread_mutex_lock(&s.mu);
 	CHECK_STR(s.path, "/v1/traces");
-	CHECK(strcasestr(s.head, "\r\nContent-Type: application/x-protobuf\r\n"));
+	CHECK(
+	    strcasestr(s.head, "\r\nContent-Type: application/x-protobuf\r\n"));
 	CHECK(strcasestr(s.head, "\r\nContent-Encoding: gzip\r\n"));
 	CHECK(strcasestr(s.head, "\r\napi-key: k1\r\n"));
 	memset(&zs, 0, sizeof(zs));
@@ -298,10 +303,11 @@ static void test_queue_full(void)
 	static struct otlp_config oc;
 	struct metric_registry *reg = metric_registry_new(0);
 	struct otlp_push_stats *st = otlp_push_stats_new(reg);
-	struct otlp_push_config pc = { .otlp = &oc, .stats = st,
-				       .max_queue_batches = 2,
-				       .max_queue_bytes = 1000,
-				       .flush_ms = 200 };
+	struct otlp_push_config pc = {.otlp = &oc,
+				      .stats = st,
+				      .max_queue_batches = 2,
+				      .max_queue_bytes = 1000,
+				      .flush_ms = 200};
 	struct strbuf sb = STRBUF_INIT;
 	struct server s;
 	struct otlp_push *p;
@@ -333,18 +339,25 @@ static void test_queue_full(void)
 	CHECK_INT(otlp_push_submit(p, OTLP_TRACES, calloc(1, 2000), 2000),
 		  -E2BIG);
 	metric_render_prometheus(reg, &sb);
-	CHECK(strstr(sb.buf, "katascope_otlp_dropped_batches_total{signal=\"traces\",reason=\"queue_full\"} 4\n"));
-	CHECK(strstr(sb.buf, "katascope_otlp_dropped_bytes_total{signal=\"traces\",reason=\"queue_full\"} 2300\n"));
+	CHECK(strstr(sb.buf, "katascope_otlp_dropped_batches_total{signal="
+			     "\"traces\",reason=\"queue_full\"} 4\n"));
+	CHECK(strstr(sb.buf, "katascope_otlp_dropped_bytes_total{signal="
+			     "\"traces\",reason=\"queue_full\"} 2300\n"));
 	CHECK(strstr(sb.buf, "katascope_otlp_queue_batches 2\n"));
 	CHECK(strstr(sb.buf, "katascope_otlp_queue_bytes 200\n"));
-	CHECK(strstr(sb.buf, "katascope_otlp_requests_total{signal=\"traces\",outcome=\"retryable\"} 1\n"));
+	CHECK(strstr(sb.buf, "katascope_otlp_requests_total{signal=\"traces\","
+			     "outcome=\"retryable\"} 1\n"));
 	otlp_push_stop(p);
 	sb_reset(&sb);
 	metric_render_prometheus(reg, &sb);
 	/* At stop: the retrying batch and the 2 queued are tried once within
 	 * the flush and dropped as shutdown (the server still says 503). */
-	CHECK(strstr(sb.buf, "katascope_otlp_dropped_batches_total{signal=\"traces\",reason=\"shutdown\"} 3\n"));
-	CHECK(strstr(sb.buf, "katascope_otlp_exported_batches_total{signal=\"traces\"}") == NULL);
+	CHECK(strstr(sb.buf, "katascope_otlp_dropped_batches_total{signal="
+			     "\"traces\",reason=\"shutdown\"} 3\n"));
+	CHECK(strstr(
+		  sb.buf,
+		  "katascope_otlp_exported_batches_total{signal=\"traces\"}") ==
+	      NULL);
 	server_stop(&s);
 out:
 	sb_free(&sb);

@@ -32,10 +32,10 @@ int main(void)
 	int i;
 
 	p[0] = proc(10, "api", "/usr/bin/node", "c1", "u1");
-	p[1] = proc(20, "db", "/usr/lib/postgresql/15/bin/postgres", "c2",
-		    "u2");
-	p[2] = proc(21, "db", "/usr/lib/postgresql/15/bin/postgres", "c2",
-		    "u2");
+	p[1] =
+	    proc(20, "db", "/usr/lib/postgresql/15/bin/postgres", "c2", "u2");
+	p[2] =
+	    proc(21, "db", "/usr/lib/postgresql/15/bin/postgres", "c2", "u2");
 	p[3] = proc(30, "mixed", "/bin/a", "c3", "u3");
 	p[4] = proc(31, "mixed", "/bin/b (deleted)", "c4", "u3");
 	p[5] = proc(40, "gone", "/bin/x", "", "");
