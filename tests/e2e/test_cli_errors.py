@@ -34,6 +34,16 @@ def main():
     one_line(r, run([b, "--log-level", "loud"]), "bad --log-level", 2,
              "--log-level")
     one_line(r, run([b, "--listen"]), "missing value", 2, "--listen")
+    one_line(r, run([b, "--otlp-endpoint", "collector:4318"]),
+             "bad --otlp-endpoint", 2, "--otlp-endpoint")
+    one_line(r, run([b, "--otlp-endpoint", "http://c", "--otlp-interval",
+                     "15"]), "bad --otlp-interval", 2, "--otlp-interval")
+    one_line(r, run([b, "--otlp-endpoint", "http://c", "--otlp-headers",
+                     "token"]), "bad --otlp-headers", 2, "--otlp-headers")
+    one_line(r, run([b], env=dict(os.environ,
+                                  OTEL_EXPORTER_OTLP_ENDPOINT="ftp://c")),
+             "bad OTEL_EXPORTER_OTLP_ENDPOINT", 2,
+             "OTEL_EXPORTER_OTLP_ENDPOINT")
     res = run([b, "--help"])
     r.check(res.returncode == 0 and "--listen" in res.stdout, "--help")
     res = run([b, "--version"])
