@@ -1022,7 +1022,8 @@ struct otlp_push *otlp_push_start(const struct otlp_push_config *cfg)
 		    p->urls[OTLP_METRICS], p->cfg.interval_ms,
 		    p->cfg.gzip ? "gzip" : "uncompressed", p->cfg.timeout_ms);
 	if (p->urls[OTLP_TRACES])
-		log_info("OTLP traces push to %s", p->urls[OTLP_TRACES]);
+		log_info("OTLP traces push to %s (once a span source is set)",
+			 p->urls[OTLP_TRACES]);
 	return p;
 fail:
 	push_free(p);
