@@ -35,6 +35,16 @@ static const char usage[] =
 	"                           OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)\n"
 	"      --trace-keep-slower-than DUR  keep spans at least this slow whatever\n"
 	"                           the ratio, e.g. 500ms, 2s; 0: off (default 500ms)\n"
+	"      --otlp-endpoint URL  push OTLP/HTTP to URL/v1/metrics (and /v1/traces);\n"
+	"                           also OTEL_EXPORTER_OTLP_ENDPOINT\n"
+	"      --otlp-interval DUR  metrics push interval, e.g. 15s (default 15s;\n"
+	"                           OTEL_METRIC_EXPORT_INTERVAL in ms)\n"
+	"      --otlp-headers K=V,K2=V2  extra request headers, values %-encoded\n"
+	"                           (OTEL_EXPORTER_OTLP_HEADERS)\n"
+	"      --otlp-timeout DUR   per request, e.g. 10s or 500ms (default 10s;\n"
+	"                           OTEL_EXPORTER_OTLP_TIMEOUT in ms)\n"
+	"      --otlp-compression gzip|none  request body encoding (default gzip;\n"
+	"                           OTEL_EXPORTER_OTLP_COMPRESSION)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
@@ -182,6 +192,11 @@ enum {
 	OPT_TRACE_RATIO,
 	OPT_TRACE_SLOW,
 	OPT_PROBES,
+	OPT_OTLP_ENDPOINT,
+	OPT_OTLP_INTERVAL,
+	OPT_OTLP_HEADERS,
+	OPT_OTLP_TIMEOUT,
+	OPT_OTLP_COMPRESSION,
 };
 
 static const struct option longopts[] = {
@@ -197,6 +212,11 @@ static const struct option longopts[] = {
 	{ "trace-sample-ratio", required_argument, NULL, OPT_TRACE_RATIO },
 	{ "trace-keep-slower-than", required_argument, NULL, OPT_TRACE_SLOW },
 	{ "probes", required_argument, NULL, OPT_PROBES },
+	{ "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
+	{ "otlp-interval", required_argument, NULL, OPT_OTLP_INTERVAL },
+	{ "otlp-headers", required_argument, NULL, OPT_OTLP_HEADERS },
+	{ "otlp-timeout", required_argument, NULL, OPT_OTLP_TIMEOUT },
+	{ "otlp-compression", required_argument, NULL, OPT_OTLP_COMPRESSION },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -220,6 +240,7 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 			  char err[CLI_ERR_LEN], void *out)
 {
 	struct trace_flags tf = { 0 };
+	struct otlp_flags otlp = { 0 };
 	unsigned long v;
 	char fb[32];
 	int c, lvl;
@@ -310,6 +331,21 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 				return CLI_ERROR;
 			}
 			break;
+		case OPT_OTLP_ENDPOINT:
+			otlp.endpoint = optarg;
+			break;
+		case OPT_OTLP_INTERVAL:
+			otlp.interval = optarg;
+			break;
+		case OPT_OTLP_HEADERS:
+			otlp.headers = optarg;
+			break;
+		case OPT_OTLP_TIMEOUT:
+			otlp.timeout = optarg;
+			break;
+		case OPT_OTLP_COMPRESSION:
+			otlp.compression = optarg;
+			break;
 		case 'h':
 			fputs(usage, (FILE *)out);
 			return CLI_EXIT_OK;
@@ -339,6 +375,8 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 		return CLI_ERROR;
 	}
 	if (trace_config_resolve(&tf, getenv, &o->trace, err, CLI_ERR_LEN))
+		return CLI_ERROR;
+	if (otlp_config_resolve(&otlp, getenv, &o->otlp, err, CLI_ERR_LEN))
 		return CLI_ERROR;
 	return CLI_RUN;
 }

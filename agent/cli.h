@@ -11,9 +11,10 @@
 #include <sys/socket.h>
 
 #include "sampler.h"
+#include "otlp_config.h"
 
 #define CLI_MAX_PIDS 64
-#define CLI_ERR_LEN 256
+#define CLI_ERR_LEN 512
 
 struct options {
 	char listen_host[64];
@@ -32,6 +33,7 @@ struct options {
 	unsigned probe_groups; /* bit per enum probe_group_id; 0: all */
 	const char *proc_root;
 	struct trace_config trace; /* --traces, sampling */
+	struct otlp_config otlp; /* push off when both URLs are "" */
 };
 
 enum cli_result {

@@ -26,6 +26,7 @@ struct httpd {
 	struct profiler *volatile profiler;
 	struct spans *spans;
 	uint64_t start_unix_ns;
+	const struct otlp_resource_info *res;
 	pthread_mutex_t lock;
 	char *health;
 	int health_ok;
@@ -128,7 +129,7 @@ static enum MHD_Result serve_otlp_metrics(struct httpd *h,
 	size_t len;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (otlp_metrics_encode(h->reg, NULL, h->start_unix_ns,
+	if (otlp_metrics_encode(h->reg, h->res, h->start_unix_ns,
 				(uint64_t)now.tv_sec * 1000000000ULL +
 					(uint64_t)now.tv_nsec,
 				&body, &len))
@@ -342,6 +343,7 @@ struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,
 	h->profiler = src->profiler;
 	h->spans = src->spans;
 	h->start_unix_ns = src->start_unix_ns;
+	h->res = src->res;
 	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION |

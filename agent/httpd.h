@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "metrics.h"
+#include "otlp_metrics.h"
 #include "profiler.h"
 #include "queries.h"
 #include "spans.h"
@@ -29,6 +30,7 @@ struct httpd_sources {
 	struct profiler *profiler; /* NULL until the probes are loaded */
 	uint64_t start_unix_ns; /* the registry's start, for OTLP points */
 	struct spans *spans; /* /v1/traces; NULL or disabled: 404 */
+	const struct otlp_resource_info *res; /* NULL: only the defaults */
 };
 
 struct httpd *httpd_start(int fd, const struct httpd_sources *src, char *msg,

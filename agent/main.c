@@ -21,6 +21,7 @@
 #include "httpd.h"
 #include "l7.h"
 #include "oneshot.h"
+#include "otlp_push.h"
 #include "pgserver.h"
 #include "profiler.h"
 #include "log.h"
@@ -30,6 +31,7 @@
 #include "queries.h"
 #include "spans.h"
 #include "strbuf.h"
+#include "svctab.h"
 #include "sysenv.h"
 #include "telemetry.h"
 
@@ -49,6 +51,12 @@ struct agent {
 	struct pgserver *pgserver;
 	struct probes *probes;
 	struct httpd *httpd;
+	struct otlp_push_stats *push_stats;
+	struct otlp_push *push; /* NULL unless --otlp-endpoint */
+	uint64_t start_unix_ns; /* cumulative values count from here */
+	struct svctab *svcs; /* services' process attributes, for OTLP */
+	struct otlp_service_info self_info;
+	struct otlp_resource_info res;
 	struct self_stats self;
 };
 
@@ -222,6 +230,7 @@ static void refresh(struct agent *a)
 	telemetry_refresh(a->tel, a->procs, &a->self);
 	spans_tick(a->spans, mono_ns());
 	spans_publish(a->spans);
+	svctab_update(a->svcs, a->procs);
 }
 
 /* The /healthz document; returns whether every core group attached. */
@@ -265,6 +274,25 @@ static void publish_health(struct agent *a)
 	sb_free(&sb);
 }
 
+/* The OTLP resources' process attributes: the agent's own, and the
+ * monitored services' from the table the event loop keeps current. */
+static void self_resource(struct agent *a)
+{
+	struct procinfo pi;
+
+	a->self_info.pid = getpid();
+	if (!procinfo_read(a->opt.proc_root, getpid(), &pi)) {
+		exe_basename(pi.exe, a->self_info.exe_name,
+			     sizeof(a->self_info.exe_name));
+		memcpy(a->self_info.container_id, pi.container_id,
+		       sizeof(pi.container_id));
+		memcpy(a->self_info.pod_uid, pi.pod_uid, sizeof(pi.pod_uid));
+	}
+	a->res.self = &a->self_info;
+	a->res.service_info = svctab_get;
+	a->res.ctx = a->svcs;
+}
+
 static int fail(const char *msg)
 {
 	fprintf(stderr, "katascope: %s\n", msg);
@@ -298,6 +326,13 @@ static int start(struct agent *a, char *msg, size_t len)
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
+	a->push_stats = otlp_push_stats_new(a->reg);
+	a->svcs = svctab_new(0);
+	if (!a->push_stats || !a->svcs) {
+		close(fd);
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
 	{
 		/* Spans are built only with --traces (see docs/tracing.md);
 		 * their self-metric families exist either way. An OTLP push
@@ -306,6 +341,7 @@ static int start(struct agent *a, char *msg, size_t len)
 		struct spans_opts so = { .cfg = a->opt.trace, .reg = a->reg };
 
 		so.mono_to_unix_ns = spans_clock_offset();
+		so.push = a->opt.trace.enabled && a->opt.otlp.traces_url[0];
 		a->spans = spans_new(&so);
 		if (!a->spans) {
 			close(fd);
@@ -316,12 +352,14 @@ static int start(struct agent *a, char *msg, size_t len)
 	{
 		/* Cumulative values count from here: the points' start. */
 		struct httpd_sources src = { a->reg, a->queries, NULL, 0,
-					     a->spans };
+					     a->spans, &a->res };
 		struct timespec now;
 
+		self_resource(a);
 		clock_gettime(CLOCK_REALTIME, &now);
-		src.start_unix_ns = (uint64_t)now.tv_sec * 1000000000ULL +
-				    (uint64_t)now.tv_nsec;
+		a->start_unix_ns = (uint64_t)now.tv_sec * 1000000000ULL +
+				   (uint64_t)now.tv_nsec;
+		src.start_unix_ns = a->start_unix_ns;
 		a->httpd = httpd_start(fd, &src, msg, len);
 	}
 	if (!a->httpd)
@@ -356,6 +394,26 @@ static int start(struct agent *a, char *msg, size_t len)
 		return n;
 	}
 	proctab_foreach(a->procs, attach_running_runtimes, a);
+	svctab_update(a->svcs, a->procs);
+	if (a->opt.otlp.metrics_url[0] || a->opt.otlp.traces_url[0]) {
+		struct otlp_push_config pc = {
+			.otlp = &a->opt.otlp,
+			.reg = a->reg,
+			.res = &a->res,
+			.start_unix_ns = a->start_unix_ns,
+			.stats = a->push_stats,
+		};
+
+		a->push = otlp_push_start(&pc);
+		if (!a->push) {
+			snprintf(msg, len, "cannot start the OTLP exporter");
+			return -EIO;
+		}
+		/* With --traces, spans go to <endpoint>/v1/traces too. */
+		if (spans_enabled(a->spans) && a->opt.otlp.traces_url[0])
+			otlp_push_set_trace_source(a->push, spans_collect_otlp,
+						   a->spans);
+	}
 	publish_health(a);
 	log_info("listening on http://%s:%d (/metrics, /healthz), %d processes",
 		 a->opt.listen_host, a->opt.listen_port, n);
@@ -391,6 +449,7 @@ static void run(struct agent *a)
 
 static void cleanup(struct agent *a)
 {
+	otlp_push_stop(a->push); /* flushes the last snapshot, <= 2 s */
 	httpd_stop(a->httpd);
 	profiler_free(a->profiler);
 	probes_close(a->probes);
@@ -400,6 +459,8 @@ static void cleanup(struct agent *a)
 	pgserver_free(a->pgserver);
 	proctab_free(a->procs);
 	metric_registry_free(a->reg);
+	otlp_push_stats_free(a->push_stats);
+	svctab_free(a->svcs);
 	queries_free(a->queries);
 }
 

@@ -79,6 +79,11 @@ static const struct {
     {"katascope_spans_total", "{span}"},
     {"katascope_spans_dropped_total", "{span}"},
     {"katascope_spans_unlinked_total", "{span}"},
+    {"katascope_otlp_requests_total", "{request}"},
+    {"katascope_otlp_exported_batches_total", "{batch}"},
+    {"katascope_otlp_retries_total", "{request}"},
+    {"katascope_otlp_dropped_batches_total", "{batch}"},
+    {"katascope_otlp_queue_batches", "{batch}"},
 };
 
 /* Labels whose semconv attribute is not plain '_' -> '.', or is an int. */
@@ -391,26 +396,80 @@ static otlp_kv *kv_int_or_str(struct arena *a, const char *key, const char *val)
 	return kv;
 }
 
+/* The attributes every resource shares, resolved once per request. */
+struct res_common {
+	const char *host, *node, *ns, *pod;
+	const struct otlp_resource_info *info;
+};
+
+static otlp_kv *kv_int(struct arena *a, const char *key, long long v)
+{
+	otlp_kv *kv = kv_new(a, key);
+
+	if (kv) {
+		kv->value->value_case =
+		    OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+		kv->value->int_value = v;
+	}
+	return kv;
+}
+
+/* A string attribute whose value is copied (si lives on the stack). */
+static otlp_kv *kv_str_copy(struct arena *a, const char *key, const char *val)
+{
+	char *v = arena_strdup(a, val);
+
+	return v ? kv_str(a, key, v) : NULL;
+}
+
+#define MAX_RES_ATTRS 14
+
 static Opentelemetry__Proto__Resource__V1__Resource *
-build_resource(struct arena *a, const char *service, const char *host,
-	       const char *node)
+build_resource(struct arena *a, const char *service,
+	       const struct res_common *rc)
 {
 	Opentelemetry__Proto__Resource__V1__Resource *r;
+	struct otlp_service_info si;
+	const struct otlp_service_info *proc = NULL;
+	bool agent = !strcmp(service, AGENT_SERVICE);
 	otlp_kv **kvs;
 	size_t i, n = 0;
 
 	r = arena_alloc(a, sizeof(*r));
-	kvs = arena_array(a, 6, sizeof(*kvs));
+	kvs = arena_array(a, MAX_RES_ATTRS, sizeof(*kvs));
 	if (!r || !kvs)
 		return NULL;
 	opentelemetry__proto__resource__v1__resource__init(r);
 	kvs[n++] = kv_str(a, "service.name", service);
-	if (!strcmp(service, AGENT_SERVICE))
+	if (agent)
 		kvs[n++] = kv_str(a, "service.version", KATASCOPE_VERSION);
-	if (host && *host)
-		kvs[n++] = kv_str(a, "host.name", host);
-	if (node && *node)
-		kvs[n++] = kv_str(a, "k8s.node.name", node);
+	if (rc->host && *rc->host)
+		kvs[n++] = kv_str(a, "host.name", rc->host);
+	if (rc->node && *rc->node)
+		kvs[n++] = kv_str(a, "k8s.node.name", rc->node);
+	if (agent) {
+		proc = rc->info ? rc->info->self : NULL;
+		if (rc->ns && *rc->ns)
+			kvs[n++] = kv_str(a, "k8s.namespace.name", rc->ns);
+		if (rc->pod && *rc->pod)
+			kvs[n++] = kv_str(a, "k8s.pod.name", rc->pod);
+	} else if (rc->info && rc->info->service_info &&
+		   !rc->info->service_info(rc->info->ctx, service, &si)) {
+		proc = &si;
+	}
+	if (proc) {
+		if (proc->pid > 0)
+			kvs[n++] = kv_int(a, "process.pid", proc->pid);
+		if (proc->exe_name[0])
+			kvs[n++] = kv_str_copy(a, "process.executable.name",
+					       proc->exe_name);
+		if (proc->container_id[0])
+			kvs[n++] = kv_str_copy(a, "container.id",
+					       proc->container_id);
+		if (proc->pod_uid[0])
+			kvs[n++] = kv_str_copy(a, "k8s.pod.uid",
+					       proc->pod_uid);
+	}
 	kvs[n++] = kv_str(a, "telemetry.sdk.name", "katascope");
 	kvs[n++] = kv_str(a, "telemetry.sdk.version", KATASCOPE_VERSION);
 	for (i = 0; i < n; i++)
@@ -640,8 +699,9 @@ static otlp_metric *build_metric(struct build *b, const struct ref *refs,
 
 /* One ResourceMetrics from the n series (sorted by family) of a resource. */
 static Opentelemetry__Proto__Metrics__V1__ResourceMetrics *
-build_resource_metrics(struct build *b, const char *service, const char *host,
-		       const char *node, const struct ref *refs, size_t n)
+build_resource_metrics(struct build *b, const char *service,
+		       const struct res_common *rc, const struct ref *refs,
+		       size_t n)
 {
 	Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm;
 	Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm, **sms;
@@ -664,7 +724,7 @@ build_resource_metrics(struct build *b, const char *service, const char *host,
 	scope->version = KATASCOPE_VERSION;
 	sm->scope = scope;
 	sm->metrics = arena_array(a, nmetrics, sizeof(*sm->metrics));
-	rm->resource = build_resource(a, service, host, node);
+	rm->resource = build_resource(a, service, rc);
 	if (!sm->metrics || !rm->resource)
 		return NULL;
 	for (i = 0; i < n; i = j) {
@@ -690,19 +750,28 @@ int otlp_metrics_encode(struct metric_registry *r,
 		OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
 	struct build b = {.start_ns = start_unix_ns, .now_ns = now_unix_ns};
 	struct collect c = {.svc_label = -1};
-	const char *host = res ? res->host_name : NULL;
-	const char *node = res ? res->k8s_node_name : NULL;
+	struct res_common rc = {
+		.host = res ? res->host_name : NULL,
+		.node = res ? res->k8s_node_name : NULL,
+		.ns = res ? res->k8s_namespace_name : NULL,
+		.pod = res ? res->k8s_pod_name : NULL,
+		.info = res,
+	};
 	char hostbuf[HOST_NAME_MAX + 1];
 	uint8_t *buf = NULL;
 	size_t i, j, size;
 	int err = -ENOMEM;
 
-	if (!host && !gethostname(hostbuf, sizeof(hostbuf))) {
+	if (!rc.host && !gethostname(hostbuf, sizeof(hostbuf))) {
 		hostbuf[sizeof(hostbuf) - 1] = '\0';
-		host = hostbuf;
+		rc.host = hostbuf;
 	}
-	if (!node)
-		node = getenv("K8S_NODE_NAME");
+	if (!rc.node)
+		rc.node = getenv("K8S_NODE_NAME");
+	if (!rc.ns)
+		rc.ns = getenv("K8S_NAMESPACE");
+	if (!rc.pod)
+		rc.pod = getenv("K8S_POD_NAME");
 
 	metric_registry_lock(r);
 	metric_registry_foreach(r, collect_series, &c);
@@ -718,8 +787,8 @@ int otlp_metrics_encode(struct metric_registry *r,
 		for (j = i + 1; j < c.n && c.refs[j].res == c.refs[i].res; j++)
 			;
 		req.resource_metrics[req.n_resource_metrics] =
-		    build_resource_metrics(&b, c.services[c.refs[i].res], host,
-					   node, c.refs + i, j - i);
+		    build_resource_metrics(&b, c.services[c.refs[i].res], &rc,
+					   c.refs + i, j - i);
 		if (!req.resource_metrics[req.n_resource_metrics++])
 			goto out;
 	}

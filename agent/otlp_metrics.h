@@ -20,11 +20,34 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "procinfo.h"
 
-/* Resource attributes shared by every resource; NULL fields are looked up. */
+/*
+ * The process attributes of one resource: process.pid,
+ * process.executable.name, container.id, k8s.pod.uid. Empty fields
+ * (0, "") are left out.
+ */
+struct otlp_service_info {
+	int pid;
+	char exe_name[PI_NAME_LEN];
+	char container_id[PI_ID_LEN];
+	char pod_uid[PI_UID_LEN];
+};
+
+/* Resource attributes; NULL fields are looked up or left out. */
 struct otlp_resource_info {
 	const char *host_name;	   /* NULL: gethostname() */
 	const char *k8s_node_name; /* NULL: $K8S_NODE_NAME, left out if unset */
+	/* The agent's own pod, on the agent's resource only. */
+	const char *k8s_namespace_name; /* NULL: $K8S_NAMESPACE */
+	const char *k8s_pod_name;	/* NULL: $K8S_POD_NAME */
+	/* The agent's own process; NULL: left out. */
+	const struct otlp_service_info *self;
+	/* A monitored service's process attributes: 0 with *out filled, or
+	 * nonzero when unknown. Called under the registry lock; NULL: none. */
+	int (*service_info)(void *ctx, const char *service,
+			    struct otlp_service_info *out);
+	void *ctx;
 };
 
 /*

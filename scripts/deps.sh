@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(clang bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev
-      pkg-config cmake gcc g++ make curl protobuf-c-compiler libprotobuf-c-dev)
+      pkg-config cmake gcc g++ make curl protobuf-c-compiler libprotobuf-c-dev
+      libcurl4-openssl-dev)
 if [[ "${1:-}" == "--test" ]]; then
 	pkgs+=(python3 postgresql-15 postgresql-client-15 prometheus
 	       libcap2-bin util-linux nodejs redis-server jq wrk golang-go

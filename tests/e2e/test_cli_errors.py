@@ -43,6 +43,16 @@ def main():
     one_line(r, run([b, "--traces"], env=dict(os.environ,
                                               OTEL_TRACES_SAMPLER="maybe")),
              "bad OTEL_TRACES_SAMPLER", 2, "OTEL_TRACES_SAMPLER")
+    one_line(r, run([b, "--otlp-endpoint", "collector:4318"]),
+             "bad --otlp-endpoint", 2, "--otlp-endpoint")
+    one_line(r, run([b, "--otlp-endpoint", "http://c", "--otlp-interval",
+                     "15"]), "bad --otlp-interval", 2, "--otlp-interval")
+    one_line(r, run([b, "--otlp-endpoint", "http://c", "--otlp-headers",
+                     "token"]), "bad --otlp-headers", 2, "--otlp-headers")
+    one_line(r, run([b], env=dict(os.environ,
+                                  OTEL_EXPORTER_OTLP_ENDPOINT="ftp://c")),
+             "bad OTEL_EXPORTER_OTLP_ENDPOINT", 2,
+             "OTEL_EXPORTER_OTLP_ENDPOINT")
     res = run([b, "--help"])
     r.check(res.returncode == 0 and "--listen" in res.stdout, "--help")
     res = run([b, "--version"])

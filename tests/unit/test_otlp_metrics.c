@@ -456,6 +456,101 @@ out:
 	metric_registry_free(r);
 }
 
+/* A service_info lookup for the test: only "api" is known. */
+static int fake_service_info(void *ctx, const char *service,
+			     struct otlp_service_info *out)
+{
+	if (strcmp(service, "api"))
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->pid = 4242;
+	snprintf(out->exe_name, sizeof(out->exe_name), "node");
+	snprintf(out->container_id, sizeof(out->container_id), "%064d", 7);
+	snprintf(out->pod_uid, sizeof(out->pod_uid),
+		 "0d5c1f2e-1111-2222-3333-444455556666");
+	return 0;
+}
+
+static const char *str_attr(const rm_t *rm, const char *key)
+{
+	const kv_t *kv = rm ? find_attr(rm->resource->attributes,
+					rm->resource->n_attributes, key) :
+			      NULL;
+
+	return kv && kv->value->value_case ==
+			     OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ?
+		       kv->value->string_value :
+		       NULL;
+}
+
+/* Process and pod attributes: a known service gets its own; an unknown one
+ * none; the agent its process and, from the environment, its pod. */
+static void test_resource_attrs(void)
+{
+	static const char *const labels[] = {"service_name", NULL};
+	struct metric_registry *r = metric_registry_new(0);
+	struct otlp_service_info self = {.pid = 7, .exe_name = "katascope"};
+	struct otlp_resource_info ri = {
+	    .host_name = "h1",
+	    .k8s_node_name = "n1",
+	    .self = &self,
+	    .service_info = fake_service_info,
+	};
+	struct metric_family *f;
+	const rm_t *api, *other, *agent;
+	const kv_t *pid;
+	req_t *req;
+
+	f = metric_family_new(r, "process_cpu_time_seconds_total",
+			      METRIC_COUNTER, "CPU.", labels, NULL, 0);
+	metric_add(f, V("api"), 1);
+	metric_add(f, V("other"), 1);
+	metric_family_new(r, "katascope_agent_cpu_seconds_total",
+			  METRIC_COUNTER, "Agent.", NULL, NULL, 0);
+	metric_add(metric_family_new(r, "katascope_x_total", METRIC_COUNTER,
+				     "X.", NULL, NULL, 0),
+		   NULL, 1);
+	setenv("K8S_NAMESPACE", "obs", 1);
+	setenv("K8S_POD_NAME", "katascope-abcde", 1);
+	req = encode_and_unpack(r, &ri);
+	unsetenv("K8S_NAMESPACE");
+	unsetenv("K8S_POD_NAME");
+	if (!req)
+		goto out;
+	api = find_resource(req, "api");
+	other = find_resource(req, "other");
+	agent = find_resource(req, "katascope");
+	CHECK(api && other && agent);
+	if (!api || !other || !agent)
+		goto free;
+	pid = find_attr(api->resource->attributes, api->resource->n_attributes,
+			"process.pid");
+	CHECK(pid && pid->value->value_case ==
+			 OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE &&
+	      pid->value->int_value == 4242);
+	CHECK_STR(str_attr(api, "process.executable.name"), "node");
+	CHECK(str_attr(api, "container.id") &&
+	      strlen(str_attr(api, "container.id")) == 64);
+	CHECK_STR(str_attr(api, "k8s.pod.uid"),
+		  "0d5c1f2e-1111-2222-3333-444455556666");
+	CHECK_STR(str_attr(api, "k8s.node.name"), "n1");
+	CHECK(!str_attr(api, "k8s.pod.name")); /* the agent's pod, not api's */
+	CHECK_INT(api->resource->n_attributes, 9);
+	CHECK(!find_attr(other->resource->attributes,
+			 other->resource->n_attributes, "process.pid"));
+	CHECK_INT(other->resource->n_attributes, 5);
+	CHECK_STR(str_attr(agent, "k8s.namespace.name"), "obs");
+	CHECK_STR(str_attr(agent, "k8s.pod.name"), "katascope-abcde");
+	CHECK_STR(str_attr(agent, "process.executable.name"), "katascope");
+	CHECK(!str_attr(agent, "container.id"));
+	CHECK(!str_attr(agent, "telemetry.sdk.language"));
+free:
+	opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(
+	    req, NULL);
+out:
+	metric_registry_free(r);
+}
+
 /* An empty registry is an empty (valid) request. */
 static void test_empty(void)
 {
@@ -476,5 +571,6 @@ int main(void)
 	test_encode();
 	test_service_overflow();
 	test_empty();
+	test_resource_attrs();
 	return check_summary();
 }
