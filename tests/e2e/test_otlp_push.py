@@ -284,7 +284,65 @@ def main():
             raise
         check_stop_hanging(r, recv, agent)
     recv.stop()
+    check_traces_push(r)
     r.done()
+
+
+def check_traces_push(r):
+    """With --traces, spans go to <endpoint>/v1/traces: every request of a
+    known mix arrives once, as a SERVER span, gzip'ed, decodable by the
+    independent decoder."""
+    svc = SVC + "-traces"
+    recv = Receiver()
+    n_users, n_slow = 6, 2
+    with NodeApp({"OTEL_SERVICE_NAME": svc}) as app:
+        with ks.Agent("--traces", "--otlp-endpoint",
+                      "http://127.0.0.1:%d" % recv.port,
+                      "--otlp-interval", "1s") as agent:
+            for i in range(n_users):
+                ks.http_get("%s/users/%d" % (app.url, i))
+            for _ in range(n_slow):
+                ks.http_get(app.url + "/slow?ms=30")
+
+            def spans():
+                out = []
+                for q in recv.snapshot():
+                    if q["path"] != "/v1/traces":
+                        continue
+                    d = subprocess.run(
+                        ["node", os.path.join(APP_DIR, "otlp_decode.js"),
+                         "traces"], input=q["raw"], stdout=subprocess.PIPE,
+                        cwd=APP_DIR, check=True)
+                    for rs in json.loads(d.stdout).get("resourceSpans", []):
+                        names = [js_value(a["value"]) for a in
+                                 rs.get("resource", {}).get("attributes", [])
+                                 if a["key"] == "service.name"]
+                        if names != [svc]:
+                            continue
+                        for ss in rs.get("scopeSpans", []):
+                            out.extend(ss.get("spans", []))
+                return out
+
+            got = ks.wait_for(lambda: (lambda s: s if len(s) >= n_users +
+                                       n_slow else None)(spans()),
+                              timeout=10) or spans()
+            time.sleep(2)  # one more poll: nothing is sent twice
+            got = spans()
+            posts = [q for q in recv.snapshot() if q["path"] == "/v1/traces"]
+            r.check(all(q["headers"].get("Content-Encoding") == "gzip"
+                        for q in posts) and posts,
+                    "traces pushed gzip'ed to /v1/traces (%d posts)" %
+                    len(posts))
+            names = sorted(sp["name"] for sp in got)
+            r.eq(names, sorted(["GET /users/{id}"] * n_users +
+                               ["GET /slow"] * n_slow),
+                 "each request pushed once as a span")
+            r.check(all(sp["kind"] == "SPAN_KIND_SERVER" for sp in got),
+                    "server spans")
+            r.check(self_value(agent, "katascope_otlp_exported_batches_total",
+                               signal="traces") >= 1,
+                    "katascope_otlp_exported_batches_total{signal=traces}")
+    recv.stop()
 
 
 def check_push(r, recv, agent, app):
