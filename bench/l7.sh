@@ -25,10 +25,8 @@
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_TAG=l7bench
-CMDLINE="bench/l7.sh"
-for a in "$@"; do CMDLINE+=" $(printf '%q' "$a")"; done
 # shellcheck source=bench/lib.sh
-. "$REPO/bench/lib.sh"
+. "$REPO/bench/lib.sh" "$@"
 
 usage() {
 	cat <<USAGE
@@ -46,33 +44,23 @@ USAGE
 	echo "  route, 1 s cost runs, 1 s loss runs)"
 }
 
-while [ $# -gt 0 ]; do
-	bench_common_opt "$@"
-	if [ "$BENCH_SHIFT" = 0 ]; then
-		case $1 in
-		--cost-secs | --pairs | --users-pairs | --pair-secs | --loss-secs | --conns | --port)
-			need_int "$1" "${2-}"
-			PY_ARGS+=("$1" "$2")
-			BENCH_SHIFT=2
-			;;
-		-h | --help) usage; exit 0 ;;
-		*) bad_opt "unknown option '$1' (see --help)" ;;
-		esac
-	fi
-	shift "$BENCH_SHIFT"
-done
+bench_opt() {
+	BENCH_SHIFT=0
+	case $1 in
+	--cost-secs | --pairs | --users-pairs | --pair-secs | --loss-secs | --conns | --port)
+		need_int "$1" "${2-}"
+		PY_ARGS+=("$1" "$2")
+		BENCH_SHIFT=2
+		;;
+	esac
+}
+bench_parse "$@"
 
 # ---- preconditions ----------------------------------------------------------
 
-[ "$(id -u)" = 0 ] || die "must run as root (loads BPF programs, sets kernel.bpf_stats_enabled)"
-for t in python3 wrk node setpriv pgrep timeout; do
-	command -v "$t" >/dev/null || die "'$t' not found; install it"
-done
-BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
-[ -x "$BPFTOOL" ] || die "bpftool not found (apt-get install bpftool, or set BPFTOOL=/path)"
-export BPFTOOL
+bench_need "loads BPF programs, sets kernel.bpf_stats_enabled" \
+	python3 wrk node setpriv pgrep timeout
 [ -x /usr/lib/postgresql/15/bin/postgres ] || die "PostgreSQL 15 not found (apt-get install postgresql-15)"
-[ -w /proc/sys/kernel/bpf_stats_enabled ] || die "this kernel has no kernel.bpf_stats_enabled"
 [ -d "$REPO/tests/e2e/app/node_modules/pg" ] ||
 	die "the Node app's modules are missing: (cd tests/e2e/app && npm ci)"
 

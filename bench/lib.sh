@@ -2,12 +2,18 @@
 #
 # Messages (log, die, prefixed with $BENCH_TAG), option checks (need_num,
 # need_int, need_arg; a bad option is one line and exit status 2), and for the benches whose measuring is a Python program
-# (l7.sh, profile.sh): the options they all take (bench_common_opt),
+# (l7.sh, profile.sh): the options they all take (bench_parse; the
+# caller defines usage and bench_opt for its own),
 # building the agent (bench_build_agent) and running the Python side under
 # a time bound with their common exit statuses (bench_run_py).
 #
-# The caller sets REPO, BENCH_TAG and CMDLINE first; bench_common_opt sets
-# BUILD_DIR, AGENT, QUICK, WRITE, TIME_LIMIT and appends to PY_ARGS.
+# The caller sets REPO and BENCH_TAG, then sources it with its arguments
+# (. bench/lib.sh "$@"), which makes CMDLINE, the command as run, for the
+# report; bench_parse sets BUILD_DIR, AGENT, QUICK, WRITE, TIME_LIMIT and
+# appends to PY_ARGS.
+
+CMDLINE="bench/$(basename "$0")"
+for a in "$@"; do CMDLINE+=" $(printf '%q' "$a")"; done
 
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 AGENT=${AGENT:-}
@@ -43,8 +49,20 @@ bench_common_opt() {
 	--quick) QUICK=1; BENCH_SHIFT=1 ;;
 	--write) WRITE=1; BENCH_SHIFT=1 ;;
 	--no-write) WRITE=0; BENCH_SHIFT=1 ;;
+	-h | --help) usage; exit 0 ;;
 	*) BENCH_SHIFT=0 ;;
 	esac
+}
+
+# bench_parse "$@": every option, the common ones here, the others by the
+# caller's bench_opt "$@", which sets BENCH_SHIFT (0: not an option).
+bench_parse() {
+	while [ $# -gt 0 ]; do
+		bench_common_opt "$@"
+		[ "$BENCH_SHIFT" != 0 ] || bench_opt "$@"
+		[ "$BENCH_SHIFT" != 0 ] || bad_opt "unknown option '$1' (see --help)"
+		shift "$BENCH_SHIFT"
+	done
 }
 
 # Usage lines of those options.
@@ -60,6 +78,20 @@ bench_common_usage() {
   --no-write          only print the report
   -h, --help          this text
 EOF
+}
+
+# bench_need WHY TOOL...: root, the tools named, bpftool and BPF stats.
+bench_need() {
+	local t
+	[ "$(id -u)" = 0 ] || die "must run as root ($1)"
+	shift
+	for t in "$@"; do
+		command -v "$t" >/dev/null || die "'$t' not found; install it"
+	done
+	BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
+	[ -x "$BPFTOOL" ] || die "bpftool not found (apt-get install bpftool, or set BPFTOOL=/path)"
+	export BPFTOOL
+	[ -w /proc/sys/kernel/bpf_stats_enabled ] || die "this kernel has no kernel.bpf_stats_enabled"
 }
 
 # Builds build/katascope unless --agent named a binary; AGENT is then an
