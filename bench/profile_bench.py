@@ -757,13 +757,21 @@ class Bench:
                 self.stop_agent()
             elif tool:
                 kill_child(tool, signal.SIGINT, 60)
+        if config != "none":
+            time.sleep(self.a.settle)  # a pause before the next run
         return rate, loss
 
     def rounds_for(self, load, rounds, secs):
         rows = []
         log("%s: %d rounds of %d s" % (load.name, rounds, secs))
         for i in range(rounds):
+            # Rotated, and reversed every other round, so that no
+            # configuration always follows the same one (stopping the
+            # daemon takes seconds; what it leaves behind must not land on
+            # one configuration only).
             order = CONFIGS[i % 4:] + CONFIGS[:i % 4]
+            if i % 2:
+                order = order[::-1]
             row = {"order": order, "rate": {}, "load1": {}, "loss": None}
             for c in order:
                 label = "%s round %d %s" % (load.name, i + 1, c)
@@ -1047,7 +1055,9 @@ class Bench:
             add("#### Throughput rounds")
             add("")
             add("Each round runs the workload under the four configurations "
-                "in the order given (it rotates from round to round): none; "
+                "in the order given (rotated from round to round, reversed "
+                "every other round; %.1f s pause after each tool stops): "
+                "none; " % a.settle +
                 "the daemon (started before its run, %.1f s to settle after "
                 "/healthz, stopped after it; no profile requested); the "
                 "one-shot (`katascope profile --pid P`, sampling when the run "
