@@ -45,21 +45,17 @@ not run.
 """
 import argparse
 import datetime
-import json
 import os
-import platform
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-import ks  # noqa: E402
+import benchlib
+from benchlib import (CHILDREN, BenchError, close_children, ks, log,
+                      prog_delta, prog_snapshot, stats_get, stats_set, wrk)
 import services  # noqa: E402
 
 SERVICE = "l7bench-node"
@@ -71,10 +67,6 @@ ROUTES = {  # path wrk asks for -> the agent's http_route
 }
 HTTP_COUNT = "http_server_request_duration_seconds_count"
 DB_COUNT = "db_client_operation_duration_seconds_count"
-STATS = "/proc/sys/kernel/bpf_stats_enabled"
-BPFTOOL = os.environ.get("BPFTOOL") or shutil.which("bpftool") or \
-    "/usr/sbin/bpftool"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # targets (issue 3)
 COST_TARGET_NS = 2000
@@ -100,193 +92,6 @@ def prog_group(name):
                            "close"):
         return "socket syscalls"
     return "other"
-
-
-class BenchError(Exception):
-    """The bench could not run (exit 1)."""
-
-
-T_START = time.monotonic()
-
-
-def log(msg):
-    print("l7bench: [%5.1fs] %s" % (time.monotonic() - T_START, msg),
-          file=sys.stderr, flush=True)
-
-
-# ---- processes we start --------------------------------------------------
-
-CHILDREN = []  # Popen objects to kill on the way out
-
-
-def run_bounded(cmd, timeout, **kw):
-    """subprocess.run with a time bound; the child is killed on any exit."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, **kw)
-    CHILDREN.append(p)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        raise BenchError("%s did not finish within %d s" % (cmd[0], timeout))
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        CHILDREN.remove(p)
-    return p.returncode, out, err
-
-
-class Agent:
-    """The agent under test, in the foreground, as our child."""
-
-    def __init__(self, path, port, workdir, args=()):
-        self.port = port
-        self.url = "http://127.0.0.1:%d" % port
-        self.logpath = os.path.join(workdir, "agent-%d.log" % time.time_ns())
-        self.log = open(self.logpath, "w+")
-        env = dict(os.environ, OTEL_SERVICE_NAME=AGENT_NAME)
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen([path, "--listen", "127.0.0.1:%d" % port]
-                                     + list(args), stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
-        CHILDREN.append(self.proc)
-        deadline = t0 + 30
-        while True:
-            self.alive()
-            try:
-                st, _, _ = ks.http_get(self.url + "/healthz", timeout=1)
-                if st == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError("the agent did not become healthy in 30 s: "
-                                 + self.tail())
-            time.sleep(0.05)
-        self.startup_s = time.monotonic() - t0
-        self.prog_ids = self._fd_ids("prog_id")
-        if not self.prog_ids:
-            raise BenchError("no BPF program among the agent's descriptors")
-
-    def tail(self):
-        self.log.flush()
-        with open(self.logpath) as f:
-            return "".join(f.readlines()[-20:])
-
-    def alive(self):
-        if self.proc.poll() is not None:
-            raise BenchError("the agent exited (status %d): %s" %
-                             (self.proc.returncode, self.tail()))
-
-    def _fd_ids(self, key):
-        ids = set()
-        d = "/proc/%d/fdinfo" % self.proc.pid
-        for fd in os.listdir(d):
-            try:
-                with open(os.path.join(d, fd)) as f:
-                    for line in f:
-                        k, _, v = line.partition(":")
-                        if k == key:
-                            ids.add(int(v))
-            except OSError:
-                pass
-        return ids
-
-    def cpu(self):
-        """(utime + stime in s from /proc/PID/stat, schedstat sum in s)."""
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        ns = 0
-        tdir = "/proc/%d/task" % self.proc.pid
-        for t in os.listdir(tdir):
-            try:
-                with open(os.path.join(tdir, t, "schedstat")) as f:
-                    ns += int(f.read().split()[0])
-            except OSError:
-                pass
-        return ticks / CLK_TCK, ns / 1e9
-
-    def metrics(self):
-        self.alive()
-        st, _, body = ks.http_get(self.url + "/metrics", timeout=5)
-        if st != 200:
-            raise BenchError("GET /metrics answered %d" % st)
-        return ks.parse_prom(body)
-
-    def stop(self):
-        """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc in CHILDREN:
-            CHILDREN.remove(self.proc)
-        self.log.close()
-        return self.proc.returncode
-
-
-# ---- BPF programs ------------------------------------------------------------
-
-def bpf_progs():
-    rc, out, err = run_bounded([BPFTOOL, "prog", "show", "-j"], 30)
-    if rc != 0:
-        raise BenchError("bpftool prog show failed: " + err.strip())
-    return json.loads(out)
-
-
-def prog_snapshot(ids):
-    """{id: (name, run_cnt, run_time_ns)} of the given programs."""
-    return {p["id"]: (p.get("name", "?"), p.get("run_cnt", 0),
-                      p.get("run_time_ns", 0))
-            for p in bpf_progs() if p["id"] in ids}
-
-
-def foreign_progs(ours):
-    return sum(1 for p in bpf_progs()
-               if p.get("name", "").startswith("handle_")
-               and p["id"] not in ours)
-
-
-def stats_get():
-    with open(STATS) as f:
-        return f.read().strip()
-
-
-def stats_set(v):
-    with open(STATS, "w") as f:
-        f.write(v)
-
-
-# ---- wrk ---------------------------------------------------------------------
-
-def wrk(url, conns, secs, script=None):
-    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs]  # whole seconds
-    if script:
-        cmd += ["-s", script]
-    rc, out, err = run_bounded(cmd + [url], secs + 60)
-    if rc != 0:
-        raise BenchError("wrk failed (%d): %s %s" % (rc, out, err))
-    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m or not rps:
-        raise BenchError("cannot read wrk's output: " + out)
-    r = {"requests": int(m.group(1)), "rps": float(rps.group(1)),
-         "non2xx": 0, "errors": 0, "out": out}
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        r["non2xx"] = int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-                  r"timeout (\d+)", out)
-    if m:
-        r["errors"] = sum(int(x) for x in m.groups())
-    r["secs"] = r["requests"] / r["rps"] if r["rps"] else secs
-    return r
 
 
 # ---- the bench ---------------------------------------------------------------
@@ -345,14 +150,12 @@ class Bench:
         if self.pg:
             self.pg.stop()
             self.pg = None
-        for p in list(CHILDREN):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        close_children()
         shutil.rmtree(self.work, ignore_errors=True)
 
     def start_agent(self):
-        self.agent = Agent(self.a.agent, self.a.port, self.work)
+        self.agent = benchlib.Agent(self.a.agent, self.a.port, self.work,
+                                    AGENT_NAME)
         self.startups.append(self.agent.startup_s)
         time.sleep(self.a.settle)  # let its start-up /proc scan finish
         self.agent.alive()
@@ -388,10 +191,10 @@ class Bench:
         self.waited_storm += time.monotonic() - t0
         ours = self.agent.prog_ids if self.agent else set()
         t1 = time.monotonic()
-        n = foreign_progs(ours)
+        n = len(benchlib.foreign_progs(ours))
         while n and time.monotonic() - t1 < self.a.foreign_wait:
             time.sleep(2)
-            n = foreign_progs(ours)
+            n = len(benchlib.foreign_progs(ours))
         return n
 
     def note_foreign(self, label, n):
@@ -494,16 +297,12 @@ class Bench:
         c1 = self.agent.cpu()
         p1 = prog_snapshot(self.agent.prog_ids)
         stats_off = stats_get()
-        n2 = foreign_progs(self.agent.prog_ids)
+        n2 = len(benchlib.foreign_progs(self.agent.prog_ids))
         self.note_foreign(label + " (end)", n2)
         d = None
         if path is not None:
             d = self.settle_counts(m0, path, w["requests"])
-        progs = []
-        for pid, (name, cnt, ns) in p1.items():
-            _, cnt0, ns0 = p0.get(pid, (name, 0, 0))
-            progs.append((name, cnt - cnt0, ns - ns0))
-        progs.sort(key=lambda x: -x[2])
+        progs = prog_delta(p0, p1)
         return {"label": label, "path": path, "wrk": w, "counts": d,
                 "window": t1 - t0, "cpu_stat": c1[0] - c0[0],
                 "cpu_sched": c1[1] - c0[1], "progs": progs,
@@ -546,7 +345,7 @@ class Bench:
         self.stop_agent()
 
     def run(self):
-        self.load_start = open("/proc/loadavg").read().split()[:3]
+        self.load_start = benchlib.loadavg()
         self.date = datetime.datetime.now(datetime.timezone.utc)
         self.start_services()
         for path in ("/db/user/1", "/users/1"):
@@ -558,7 +357,7 @@ class Bench:
                 self.throughput(path, pairs, self.a.pair_secs)
         self.cost_phase()
         self.loss_phase()
-        self.load_end = open("/proc/loadavg").read().split()[:3]
+        self.load_end = benchlib.loadavg()
 
     # -- the report
 
@@ -605,29 +404,7 @@ class Bench:
             fails.append("counts off or records lost in: " +
                          ", ".join(loss_bad))
 
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
-                                 "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
-                                "--", "agent", "bpf", "CMakeLists.txt"],
-                               capture_output=True, text=True).stdout.strip()
-        if dirty:
-            commit += " with uncommitted changes in agent/, bpf/ or " \
-                "CMakeLists.txt"
-        if a.agent_desc:
-            built = a.agent_desc
-        elif a.built:
-            built = "built from %s" % commit
-        else:
-            built = "as given (the repository is at %s)" % commit
-        cpu_model = "unknown model"
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as f:
-            mem = int(f.readline().split()[1]) / 1048576
+        built = benchlib.build_desc(a)
         node_v = subprocess.run(["node", "--version"], capture_output=True,
                                 text=True).stdout.strip()
         pg_v = subprocess.run([services.PG_BIN + "/postgres", "--version"],
@@ -638,14 +415,7 @@ class Bench:
 
         add("### Results, %s" % self.date.strftime("%Y-%m-%d %H:%M UTC"))
         add("")
-        fence = "``" if "`" in a.cmdline else "`"
-        pad = " " if fence == "``" else ""
-        add("Command (from the repository root, as root): %s%s%s%s%s" % (
-            fence, pad, a.cmdline, pad, fence))
-        add("")
-        add("- Kernel: %s (%s); machine: %d CPUs (%s), %.1f GiB RAM" % (
-            platform.release(), platform.machine(), os.cpu_count(),
-            cpu_model, mem))
+        out += benchlib.header_lines(a)
         add("- Agent: `%s` %s; default options except "
             "`--listen 127.0.0.1:%d`; %d starts, %.2f-%.2f s from exec to "
             "/healthz 200" % (a.agent, built, a.port, len(self.startups),
@@ -827,31 +597,9 @@ class Bench:
         return "\n".join(out) + "\n"
 
 
-def write_doc(doc, report, section=SECTION, begin=BEGIN, end=END):
-    """Replace the text between our markers; if they are missing, add our
-    section (heading and markers) before '# Latest results', or at the end.
-    Nothing else in the file is touched."""
-    text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
-    if begin not in text or end not in text:
-        block = "%s\n\n%s\n%s\n\n" % (section, begin, end)
-        at = text.find("\n# Latest results")
-        if at < 0:
-            text = text.rstrip("\n") + "\n\n" + block
-        else:
-            text = text[:at + 1] + block + text[at + 1:]
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    new = head + begin + "\n" + report + end + tail
-    tmp = doc + ".l7.tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, doc)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--port", type=int, default=19465)
+    benchlib.add_common_args(ap, 19465, "bench/l7.sh", max_wait=1200)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--cost-secs", type=int, default=20)
     ap.add_argument("--pair-secs", type=int, default=10)
@@ -864,18 +612,6 @@ def main():
     ap.add_argument("--fold-timeout", type=float, default=8)
     ap.add_argument("--stable", type=float, default=1.0,
                     help="s a count must stay put to be final")
-    ap.add_argument("--max-wait", type=float, default=1200)
-    ap.add_argument("--foreign-wait", type=float, default=60)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--write", action="store_true")
-    ap.add_argument("--doc", default=os.path.join(REPO, "docs",
-                                                  "benchmarks.md"))
-    ap.add_argument("--report", help="also write the report to this file")
-    ap.add_argument("--cmdline", default="bench/l7.sh")
-    ap.add_argument("--built", action="store_true",
-                    help="the agent was built from this repository just now")
-    ap.add_argument("--agent-desc",
-                    help="how the given agent was built, for the report")
     if ap.parse_args().quick:  # shorter defaults; explicit options win
         ap.set_defaults(cost_secs=1, pair_secs=1, pairs=1, loss_secs=1,
                         idle=0.5, warmup=1, settle=0.3, fold_timeout=5,
@@ -883,38 +619,10 @@ def main():
     a = ap.parse_args()
     if a.users_pairs is None:
         a.users_pairs = a.pairs
-    if a.port == 9464:
-        log("error: --port 9464 is the tests' port; pick another")
-        return 1
-
-    def on_signal(sig, _frame):
-        raise SystemExit(128 + sig)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    benchlib.set_tag("l7bench")
     b = Bench(a)
     b.stats_before = stats_get()
-    t0 = time.monotonic()
-    try:
-        b.run()
-        report = b.report()
-    except BenchError as e:
-        log("error: %s" % e)
-        return 1
-    finally:
-        b.close()
-    print(report, end="")
-    log("done in %.0f s" % (time.monotonic() - t0))
-    if a.report:
-        with open(a.report, "w") as f:
-            f.write(report)
-    if a.write:
-        write_doc(a.doc, report)
-        log("results written to %s" % a.doc)
-    if b.fails:
-        log("targets missed: " + "; ".join(b.fails))
-        return 3
-    return 0
+    return benchlib.main(a, b, SECTION, BEGIN, END)
 
 
 if __name__ == "__main__":

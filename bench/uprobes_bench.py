@@ -35,7 +35,7 @@ request, an estimate as noisy as the ratio.
 Before each run it waits up to --foreign-wait s while BPF programs named
 handle_* that are not this agent's are loaded (another katascope), and
 names the runs where they stayed. The helpers (agent, wrk, BPF program
-snapshots, the docs writer) are bench/l7_bench.py's.
+snapshots, the docs writer) are bench/benchlib.py's.
 
 Exit status: 0 ran and met the target (node ratio >= 0.97), 3 ran but
 missed it, 1 could not run.
@@ -55,8 +55,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import l7_bench as lb  # noqa: E402
-from l7_bench import BenchError, ks, services  # noqa: E402
+import benchlib as lb  # noqa: E402
+from benchlib import BenchError, ks  # noqa: E402
+import services  # noqa: E402
 
 REPO = lb.REPO
 NODE_TARGET = 0.97
@@ -132,7 +133,7 @@ class Bench:
 
     def start_agent(self, w):
         self.agent = lb.Agent(self.a.agent, self.a.port, self.work,
-                              WORKLOADS[w]["args"])
+                              "uprobes-bench-agent", WORKLOADS[w]["args"])
         self.startups.append(self.agent.startup_s)
         time.sleep(self.a.settle)
         st, _, body = ks.http_get(self.agent.url + "/healthz")
@@ -166,10 +167,10 @@ class Bench:
     def wait_quiet(self, label):
         ours = self.agent.prog_ids if self.agent else set()
         t0 = time.monotonic()
-        n = lb.foreign_progs(ours)
+        n = len(lb.foreign_progs(ours))
         while n and time.monotonic() - t0 < self.a.foreign_wait:
             time.sleep(2)
-            n = lb.foreign_progs(ours)
+            n = len(lb.foreign_progs(ours))
         if n:
             self.foreign.append((label, n))
 

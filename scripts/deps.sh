@@ -10,7 +10,7 @@ pkgs=(clang bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev
 if [[ "${1:-}" == "--test" ]]; then
 	pkgs+=(python3 postgresql-15 postgresql-client-15 prometheus
 	       libcap2-bin util-linux nodejs redis-server jq wrk golang-go
-	       libxml2-utils openssl)
+	       libxml2-utils openssl linux-perf)
 fi
 
 missing=()
