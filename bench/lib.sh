@@ -102,12 +102,12 @@ bench_build_agent() {
 		if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
 			log "configuring $BUILD_DIR"
 			cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-				>"$BUILD_DIR.cmake.log" 2>&1 ||
-				{ tail -20 "$BUILD_DIR.cmake.log" >&2; die "cmake failed"; }
+				>"$BUILD_DIR/bench-cmake.log" 2>&1 ||
+				{ tail -20 "$BUILD_DIR/bench-cmake.log" >&2; die "cmake failed"; }
 		fi
 		log "building the agent in $BUILD_DIR"
-		make -C "$BUILD_DIR" -j"$(nproc)" katascope >/dev/null 2>"$BUILD_DIR.make.log" ||
-			{ tail -30 "$BUILD_DIR.make.log" >&2; die "the agent did not build"; }
+		make -C "$BUILD_DIR" -j"$(nproc)" katascope >/dev/null 2>"$BUILD_DIR/bench-make.log" ||
+			{ tail -30 "$BUILD_DIR/bench-make.log" >&2; die "the agent did not build"; }
 		AGENT="$BUILD_DIR/katascope"
 		PY_ARGS+=(--built)
 	fi
