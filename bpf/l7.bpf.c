@@ -46,6 +46,8 @@ enum conn_state { ST_IDLE = 0, ST_REQ, ST_RESP };
 
 enum conn_role { ROLE_UNKNOWN = 0, ROLE_SERVER, ROLE_CLIENT, ROLE_IGNORE };
 
+#define PROTO_TLS (-1) /* classify_request: a TLS record, never parsed */
+
 struct l7_conn {
 	__u8 kind;
 	__u8 state;
@@ -160,6 +162,15 @@ static __always_inline struct l7_conn *conn_of(__u32 tgid, int fd)
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
+/* Do these first bytes (little-endian) start a TLS record (content type
+ * 20..23, version 3.x)? Ciphertext: the SSL uprobes see its plaintext. */
+static __always_inline int is_tls_record(__u64 w)
+{
+	__u8 type = (__u8)w, major = (__u8)(w >> 8), minor = (__u8)(w >> 16);
+
+	return type >= 0x14 && type <= 0x17 && major == 3 && minor <= 4;
+}
+
 static __always_inline int is_request_start(__u64 w)
 {
 	/* First 8 bytes of the buffer, little-endian. */
@@ -263,9 +274,11 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 	kind = is_request_start(w);
 	if (!kind) {
 		/* A server of a protocol we do not measure server-side (it
-		 * reads commands): never mistake its answers for requests. */
+		 * reads commands): never mistake its answers for requests.
+		 * TLS: nothing to parse in ciphertext. */
 		if (c->role == ROLE_UNKNOWN && c->state == ST_IDLE &&
-		    ((__u8)w == '*' || (__u8)w == 'Q' || (__u8)w == 'P'))
+		    ((__u8)w == '*' || (__u8)w == 'Q' || (__u8)w == 'P' ||
+		     is_tls_record(w)))
 			c->role = ROLE_IGNORE;
 		return;
 	}
@@ -502,6 +515,8 @@ static __always_inline int classify_request(const void *buf, __u64 n,
 
 	if (n < 5 || bpf_probe_read_user(b, n < 8 ? 5 : 8, buf))
 		return 0;
+	if (is_tls_record(*(__u64 *)b))
+		return PROTO_TLS;
 	if (n >= 8) {
 		k = is_request_start(*(__u64 *)b);
 		if (k) {
@@ -585,7 +600,11 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 	if (c->state != ST_IDLE && c->proto != KS_PROTO_REDIS)
 		return;
 	proto = classify_request(first, first_len, &head_req);
-	if (!proto || (c->state != ST_IDLE && proto != c->proto))
+	if (proto == PROTO_TLS && c->role == ROLE_UNKNOWN) {
+		c->role = ROLE_IGNORE; /* ciphertext, from its first write */
+		return;
+	}
+	if (proto <= 0 || (c->state != ST_IDLE && proto != c->proto))
 		return;
 	c->role = ROLE_CLIENT;
 	c->proto = proto;
