@@ -319,9 +319,9 @@ def tool_version(cmd):
         return "?"
 
 
-def build_desc(a):
-    """How the agent under test was built: --agent-desc, or the commit it
-    was built from (noting uncommitted changes to its sources)."""
+def repo_commit():
+    """The repository's short commit, noting uncommitted changes to the
+    agent's sources."""
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
                              "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
@@ -331,6 +331,13 @@ def build_desc(a):
     if dirty:
         commit += " with uncommitted changes in agent/, bpf/ or " \
             "CMakeLists.txt"
+    return commit
+
+
+def build_desc(a):
+    """How the agent under test was built: --agent-desc, or the commit it
+    was built from (noting uncommitted changes to its sources)."""
+    commit = repo_commit()
     if a.agent_desc:
         return a.agent_desc
     if a.built:

@@ -255,15 +255,7 @@ class Bench:
         if med["node"] < NODE_TARGET:
             fails.append("node throughput ratio %.3f < %.2f" %
                          (med["node"], NODE_TARGET))
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
-                                 "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
-                                "--", "agent", "bpf", "CMakeLists.txt"],
-                               capture_output=True, text=True).stdout.strip()
-        if dirty:
-            commit += " with uncommitted changes in agent/, bpf/ or " \
-                "CMakeLists.txt"
+        commit = lb.repo_commit()
         node_v = subprocess.run(["node", "--version"], capture_output=True,
                                 text=True).stdout.strip()
 
