@@ -137,6 +137,32 @@ def value(samples, name, **labels):
                if n == name and want <= set(ls))
 
 
+def service_series(samples, prefix, service):
+    """The samples of metrics named prefix* of one service_name."""
+    return {k: v for k, v in samples.items()
+            if k[0].startswith(prefix) and ("service_name", service) in k[1]}
+
+
+def histograms(samples, name, service):
+    """One service's histogram name, per label set without service_name
+    and le: {frozenset(labels): (count, sum, {le: cumulative count})}."""
+    out = {}
+    for (n, labels), v in service_series(samples, name, service).items():
+        ls = dict(labels)
+        le = ls.pop("le", None)
+        ls.pop("service_name")
+        key = frozenset(ls.items())
+        count, total, cum = out.get(key, (0, 0.0, {}))
+        if n == name + "_count":
+            count = int(v)
+        elif n == name + "_sum":
+            total = v
+        elif n == name + "_bucket":
+            cum[le] = int(v)
+        out[key] = (count, total, cum)
+    return out
+
+
 def wait_for(fn, timeout=10, interval=0.2):
     """Poll fn until it returns a true value; return its last value."""
     deadline = time.time() + timeout

@@ -66,27 +66,12 @@ def attrs(kvs):
 
 def svc_series(samples):
     """The Node service's histogram samples only."""
-    return {k: v for k, v in samples.items()
-            if k[0].startswith(HIST) and ("service_name", SVC) in k[1]}
+    return ks.service_series(samples, HIST, SVC)
 
 
 def prom_histograms(samples):
     """{labels without service_name: (count, sum, {le: cumulative})}."""
-    out = {}
-    for (name, labels), v in svc_series(samples).items():
-        ls = dict(labels)
-        le = ls.pop("le", None)
-        ls.pop("service_name")
-        key = frozenset(ls.items())
-        count, total, buckets = out.get(key, (0, 0.0, {}))
-        if name == HIST + "_count":
-            count = int(v)
-        elif name == HIST + "_sum":
-            total = v
-        elif name == HIST + "_bucket":
-            buckets[le] = int(v)
-        out[key] = (count, total, buckets)
-    return out
+    return ks.histograms(samples, HIST, SVC)
 
 
 def resource_of(req, service):

@@ -207,22 +207,7 @@ def otlp_http_points(res):
 
 
 def prom_http_points(samples):
-    out = {}
-    for (name, labels), v in samples.items():
-        ls = dict(labels)
-        if not name.startswith(HIST) or ls.get("service_name") != SVC:
-            continue
-        le = ls.pop("le", None)
-        ls.pop("service_name")
-        key = frozenset(ls.items())
-        count, total, cum = out.get(key, (0, 0.0, {}))
-        if name == HIST + "_count":
-            count = int(v)
-        elif name == HIST + "_sum":
-            total = v
-        elif name == HIST + "_bucket":
-            cum[le] = int(v)
-        out[key] = (count, total, cum)
+    out = ks.histograms(samples, HIST, SVC)
     res = {}
     for key, (count, total, cum) in out.items():
         les = sorted(cum, key=lambda le: float(le))
@@ -235,8 +220,7 @@ def prom_http_points(samples):
 
 
 def svc_hist(samples):
-    return {k: v for k, v in samples.items()
-            if k[0].startswith(HIST) and ("service_name", SVC) in k[1]}
+    return ks.service_series(samples, HIST, SVC)
 
 
 def self_value(agent, name, **labels):
