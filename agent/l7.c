@@ -317,6 +317,10 @@ void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		break;
 	case KS_L7_HTTP_DONE:
 	case KS_L7_HTTP_ABORTED:
+		/* One record per exchange: the request's bytes came with
+		 * its end (KS_L7_F_HEAD). */
+		if (ev->flags & KS_L7_F_HEAD)
+			on_request(l, e, ev);
 		on_end(l, e, ev);
 		break;
 	default:

@@ -623,8 +623,10 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 {
 	if (!e->monitored)
 		return;
-	if (ev->kind == KS_L7_CLIENT_REQUEST)
+	/* An HTTP request's method may come with its end (KS_L7_F_HEAD). */
+	if (ev->kind == KS_L7_CLIENT_REQUEST ||
+	    (ev->flags & KS_L7_F_HEAD && ev->proto == KS_PROTO_HTTP))
 		on_request(c, ev);
-	else
+	if (ev->kind != KS_L7_CLIENT_REQUEST)
 		on_done(c, e, ev);
 }

@@ -381,6 +381,7 @@ static int start(struct agent *a, char *msg, size_t len)
 	 * is seen by both, never by neither. */
 	cfg.profile_hz = a->opt.profile_hz;
 	cfg.groups = a->opt.probe_groups;
+	cfg.l7_split = spans_enabled(a->spans);
 	err = probes_open(&a->probes, getpid(), &cfg, on_event, a, msg, len);
 	if (err)
 		return err;

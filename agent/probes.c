@@ -142,7 +142,7 @@ static int open_proc(struct probes *p, pid_t self)
  * Open, share the maps of the process family, load and attach one more
  * family. A macro because each skeleton has its own type and functions.
  */
-#define OPEN_FAMILY(p, self, field, skel, gid)                                 \
+#define OPEN_FAMILY(p, self, field, skel, gid, ...)                            \
 	do {                                                                   \
 		struct probe_group *g_ = &(p)->groups[gid];                    \
 		int err_;                                                      \
@@ -153,6 +153,7 @@ static int open_proc(struct probes *p, pid_t self)
 			break;                                                 \
 		}                                                              \
 		(p)->field->rodata->self_tgid = (uint32_t)(self);              \
+		__VA_ARGS__;                                                   \
 		err_ = reuse_shared((p), (p)->field->maps.events,              \
 				    (p)->field->maps.pid_stats,                \
 				    (p)->field->maps.drops);                   \
@@ -644,7 +645,9 @@ int probes_open(struct probes **out, pid_t self,
 	if (wanted(cfg, PG_SCHED))
 		OPEN_FAMILY(p, self, sched, sched_bpf, PG_SCHED);
 	if (wanted(cfg, PG_L7))
-		OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7);
+		OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7,
+			    p->l7->rodata->split_records = cfg->l7_split;
+			    p->l7->rodata->ncpus = (uint32_t)p->ncpus);
 	if (wanted(cfg, PG_PROFILE))
 		open_profile(p, self, cfg);
 	if (wanted(cfg, PG_POSTGRES))

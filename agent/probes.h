@@ -49,6 +49,8 @@ struct probes_config {
 	unsigned groups; /* bit per enum probe_group_id; 0: all */
 	unsigned profile_hz; /* CPU sampling frequency */
 	pid_t profile_pid; /* sample only this process (0: all) */
+	int l7_split; /* a record when each request starts (tracing needs it),
+		       * not only when it ends */
 };
 
 /* Load and attach. Fails only when no core group could load. */

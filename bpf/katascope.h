@@ -100,8 +100,10 @@ struct ks_tcp_close_event {
 #define KS_L7_DATA 256
 
 enum ks_l7_kind {
-	KS_L7_HTTP_REQUEST = 1, /* server read a request; data: its head */
-	KS_L7_HTTP_DONE = 2, /* server's response complete; no data */
+	KS_L7_HTTP_REQUEST = 1, /* server read a request; data: its head
+				 * (only with split records, see below) */
+	KS_L7_HTTP_DONE = 2, /* server's response complete; data: see
+			      * KS_L7_F_HEAD */
 	KS_L7_HTTP_ABORTED = 3, /* closed with a request unanswered */
 	KS_L7_CLIENT_REQUEST = 4, /* client wrote a request; data: its head */
 	KS_L7_CLIENT_DONE = 5, /* client read the whole answer; data: see
@@ -125,6 +127,17 @@ enum ks_l7_proto {
 
 #define KS_L7_F_END_GUESSED 0x1 /* end taken from the last write seen */
 #define KS_L7_F_TLS 0x2 /* plaintext of a TLS connection (SSL_read/write) */
+/*
+ * The request's bytes ride on the record that ends its exchange: one
+ * record per exchange instead of two. Server DONE/ABORTED: data holds what
+ * the read that started the exchange returned (as a REQUEST record would);
+ * the exchanges after it that the same read pipelined carry no data. HTTP
+ * client DONE/ABORTED: data holds the request's first 8 bytes (its
+ * method). Without this flag on such a record (split records: --traces,
+ * whose spans need to know a request when it starts), a REQUEST record
+ * came first.
+ */
+#define KS_L7_F_HEAD 0x4
 
 struct ks_l7_event {
 	struct ks_event_hdr hdr; /* hdr.ts_ns: when the record was made */
@@ -229,6 +242,8 @@ enum ks_drop_reason {
 	KS_DROP_L7_CONNS_FULL, /* l7 conns map full */
 	KS_DROP_STACK_COLLISION, /* stack id not taken (hash collision, full) */
 	KS_DROP_SAMPLES_FULL, /* cpu_samples / offcpu_ns map full */
+	KS_DROP_L7_HEAD_REUSED, /* a request head's slot was taken by another
+				 * connection before its exchange ended */
 	KS_DROP_MAX,
 };
 

@@ -29,6 +29,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define L7_CONNS_MAX 65536
+#define HEAD_SLOTS 8192 /* request heads in flight (power of two) */
 #define HEAD_SCAN 256
 #define IOV_LOOK 8 /* iovecs of a writev looked at for a response's tail */
 
@@ -60,7 +61,7 @@ struct l7_conn {
 	__u8 family;
 	__u8 resp_started; /* client: the answer's first bytes were read */
 	__u8 tls; /* plaintext seen through OpenSSL, keyed by the SSL object */
-	__u8 pad[2];
+	__u16 head_slot; /* server: its slot in req_heads */
 	__u64 expect_total;
 	__u64 written; /* server: response bytes written; client: answer
 			* bytes read */
@@ -68,7 +69,55 @@ struct l7_conn {
 	__u64 last_write_ns;
 	__u8 raddr[16];
 	__u8 sqlstate[8];
+	__u8 method8[8]; /* HTTP client: the request's first bytes */
+	__u8 head_pending; /* server: req_heads holds this exchange's bytes */
+	__u8 pad[7];
 };
+
+/*
+ * Without split records (the default), a request's bytes wait in a slot
+ * of req_heads, given to each server connection in turn, and leave with
+ * the record that ends the exchange: one record and one copy from user
+ * memory per exchange. A slot taken by a newer connection while the older
+ * one's exchange is under way loses that request's bytes (counted,
+ * KS_DROP_L7_HEAD_REUSED); that needs HEAD_SLOTS newer server connections
+ * within one exchange.
+ */
+const volatile __u8 split_records = 0; /* --traces: REQUEST records */
+
+struct req_head {
+	__u64 owner; /* connection key */
+	__u32 len;
+	__u32 total;
+	__u8 data[KS_L7_DATA];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HEAD_SLOTS);
+	__type(key, __u32);
+	__type(value, struct req_head);
+} req_heads SEC(".maps");
+
+const volatile __u32 ncpus = 1; /* possible CPUs */
+
+/* Slots are given out in turn by each CPU: CPU c gives c, c + ncpus, ...
+ * (no shared counter to bounce between CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} head_turn SEC(".maps");
+
+static __always_inline __u16 next_head_slot(void)
+{
+	__u32 zero = 0, *turn = bpf_map_lookup_elem(&head_turn, &zero);
+	__u32 n = turn ? (*turn)++ : 0;
+
+	return (__u16)((n * ncpus + bpf_get_smp_processor_id()) &
+		       (HEAD_SLOTS - 1));
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -253,16 +302,67 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 	submit_event(e);
 }
 
+/* The record ending a server exchange, with the request's bytes when they
+ * wait in its slot. */
+static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
+				     __u64 end_ns, __u32 flags, __u64 now)
+{
+	struct ks_l7_event *e;
+	struct req_head *h;
+	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
+
+	if (!c->head_pending) {
+		emit(c, key, kind, end_ns, flags, now);
+		return;
+	}
+	c->head_pending = 0;
+	h = bpf_map_lookup_elem(&req_heads, &slot);
+	if (!h || h->owner != key) {
+		count_drop(KS_DROP_L7_HEAD_REUSED);
+		emit(c, key, kind, end_ns, flags, now);
+		return;
+	}
+	e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	fill(e, c, key, kind, end_ns, flags | KS_L7_F_HEAD, now);
+	__builtin_memcpy(e->data, h->data, KS_L7_DATA);
+	e->len = h->len;
+	e->total_len = h->total;
+	submit_event(e);
+}
+
 static __always_inline void finish(struct l7_conn *c, __u64 key, __u64 end_ns,
 				   __u32 flags, __u64 now)
 {
-	emit(c, key, KS_L7_HTTP_DONE, end_ns, flags, now);
+	emit_end(c, key, KS_L7_HTTP_DONE, end_ns, flags, now);
 	c->state = ST_IDLE;
+}
+
+/* Copy a read's first bytes into the connection's head slot. */
+static __always_inline struct req_head *stash(struct l7_conn *c, __u64 key,
+					      const void *buf, long ret)
+{
+	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
+	__u64 n = ret < KS_L7_DATA ? ret : KS_L7_DATA;
+	struct req_head *h;
+
+	h = bpf_map_lookup_elem(&req_heads, &slot);
+	if (!h)
+		return NULL;
+	VERIFIER_BOUND(n, 0x1ff);
+	if (n > KS_L7_DATA || bpf_probe_read_user(h->data, n, buf))
+		return NULL;
+	h->owner = key;
+	h->len = n;
+	h->total = ret;
+	return h;
 }
 
 static __always_inline void server_read(struct l7_conn *c, __u64 key,
 					const void *buf, long ret, __u64 now)
 {
+	struct req_head *h = NULL;
 	__u64 w = 0;
 	int kind;
 
@@ -270,7 +370,18 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 		return; /* request body */
 	if (ret < 4)
 		return;
-	bpf_probe_read_user(&w, ret < 8 ? 4 : 8, buf);
+	if (!split_records && c->role == ROLE_SERVER && c->state == ST_IDLE) {
+		/* A server between exchanges: its slot holds nothing
+		 * pending, so the read goes there at once (one copy). */
+		h = stash(c, key, buf, ret);
+		if (!h)
+			return;
+		w = *(__u64 *)h->data;
+		if (ret < 8)
+			w &= 0xffffffffULL;
+	} else {
+		bpf_probe_read_user(&w, ret < 8 ? 4 : 8, buf);
+	}
 	kind = is_request_start(w);
 	if (!kind) {
 		/* A server of a protocol we do not measure server-side (it
@@ -284,14 +395,23 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 	}
 	if (c->state == ST_RESP) /* length unknown: ended by this request */
 		finish(c, key, c->last_write_ns, KS_L7_F_END_GUESSED, now);
-	c->role = ROLE_SERVER;
+	if (c->role != ROLE_SERVER) {
+		c->role = ROLE_SERVER;
+		c->head_slot = next_head_slot();
+	}
 	c->state = ST_REQ;
 	c->flags = kind == 2 ? CF_HEAD_REQ : 0;
 	c->status = 0;
 	c->req_start_ns = now;
 	c->written = 0;
 	c->last_write_ns = now;
-	emit_data(c, key, KS_L7_HTTP_REQUEST, 0, buf, ret, now);
+	if (split_records) {
+		emit_data(c, key, KS_L7_HTTP_REQUEST, 0, buf, ret, now);
+		return;
+	}
+	if (!h)
+		h = stash(c, key, buf, ret);
+	c->head_pending = h != NULL;
 }
 
 struct head_scan {
@@ -378,27 +498,36 @@ static long scan_word(__u32 i, struct head_scan *h)
 	return 0;
 }
 
-/* Parse a response head from its first bytes: status, head length and
- * body length. */
-static __always_inline void parse_response(struct l7_conn *c, const void *buf,
-					   __u32 n)
+/* The first bytes of a response (n >= 12) in the per-CPU scratch, in one
+ * copy; NULL unless they start with "HTTP/1.". */
+static __always_inline struct scratch *response_head(const void *buf, __u32 n)
 {
-	struct head_scan h = {};
-	__u32 zero = 0, i;
-	__u64 len;
-	__u64 clen = 0;
 	struct scratch *s;
-	__u16 status;
+	__u32 zero = 0;
+	__u64 len = n > HEAD_SCAN ? HEAD_SCAN : n, w;
 
 	s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!s)
-		return;
-	if (n > HEAD_SCAN)
-		n = HEAD_SCAN;
-	len = n;
+		return NULL;
 	VERIFIER_BOUND(len, 0x1ff);
 	if (len > HEAD_SCAN || bpf_probe_read_user(s->b, len, buf))
-		return;
+		return NULL;
+	w = *(__u64 *)s->b & 0x00ffffffffffffffULL;
+	return w == 0x2e312f50545448ULL ? s : NULL; /* "HTTP/1." */
+}
+
+/* Parse a response head from its first bytes, in s (response_head):
+ * status, head length and body length. */
+static __always_inline void parse_response(struct l7_conn *c,
+					   struct scratch *s, __u32 n)
+{
+	struct head_scan h = {};
+	__u64 clen = 0;
+	__u16 status;
+	__u32 i;
+
+	if (n > HEAD_SCAN)
+		n = HEAD_SCAN;
 	status = (s->b[9] - '0') * 100 + (s->b[10] - '0') * 10 +
 		 (s->b[11] - '0');
 	c->status = status;
@@ -450,7 +579,7 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 					 const void *tail_end, long ret,
 					 __u64 now)
 {
-	__u64 w = 0;
+	struct scratch *s;
 
 	/* IDLE after a request: a pipelined request's response may follow. */
 	if (c->state == ST_IDLE && !c->req_start_ns)
@@ -458,14 +587,12 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 	if (c->state != ST_RESP) {
 		if (first_len < 12)
 			return;
-		bpf_probe_read_user(&w, 8, first);
-		if (w != 0x2e312f5054544855ULL) /* "HTTP/1." + any */ {
-			if ((w & 0x00ffffffffffffffULL) != 0x2e312f50545448ULL)
-				return;
-		}
+		s = response_head(first, (__u32)first_len);
+		if (!s)
+			return;
 		/* A pipelined request's method is not known here. */
 		c->flags &= c->state == ST_REQ ? CF_HEAD_REQ : 0;
-		parse_response(c, first, (__u32)first_len);
+		parse_response(c, s, (__u32)first_len);
 		if (c->status >= 100 && c->status < 200 && c->status != 101)
 			return; /* interim response: the real one follows */
 		c->state = ST_RESP;
@@ -507,9 +634,9 @@ static __always_inline int pg_frontend_type(__u8 t)
  * array of bulk strings. HTTP: a request line.
  */
 static __always_inline int classify_request(const void *buf, __u64 n,
-					    __u8 *head_req)
+					    __u8 *head_req, __u8 b[8])
 {
-	__u8 b[8] = {}, next = 0;
+	__u8 next = 0;
 	__u32 len;
 	int k;
 
@@ -592,14 +719,14 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 					 const void *first, __u64 first_len,
 					 __u64 now)
 {
-	__u8 head_req = 0;
+	__u8 head_req = 0, b[8] = {};
 	int proto;
 
 	/* Mid-request writes are the rest of it; Redis commands are a
 	 * stream and each write of them is recorded. */
 	if (c->state != ST_IDLE && c->proto != KS_PROTO_REDIS)
 		return;
-	proto = classify_request(first, first_len, &head_req);
+	proto = classify_request(first, first_len, &head_req, b);
 	if (proto == PROTO_TLS && c->role == ROLE_UNKNOWN) {
 		c->role = ROLE_IGNORE; /* ciphertext, from its first write */
 		return;
@@ -615,11 +742,38 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 	c->written = 0;
 	c->req_start_ns = now;
 	__builtin_memset(c->sqlstate, 0, sizeof(c->sqlstate));
+	if (proto == KS_PROTO_HTTP && !split_records) {
+		/* All user space needs of an HTTP request is its method:
+		 * it rides on the record that ends the exchange. */
+		__builtin_memcpy(c->method8, b, sizeof(c->method8));
+		return;
+	}
 	if (a->op == IO_WRITEV && a->iovcnt > 1)
 		emit_iov(c, key, a, ret, now);
 	else
 		emit_data(c, key, KS_L7_CLIENT_REQUEST, 0, first, first_len,
 			  now);
+}
+
+/* The end of an HTTP client exchange, with the request's method unless a
+ * REQUEST record carried it. */
+static __always_inline void emit_client_end(struct l7_conn *c, __u64 key,
+					    __u32 kind, __u64 now)
+{
+	struct ks_l7_event *e;
+
+	if (c->proto != KS_PROTO_HTTP || split_records) {
+		emit(c, key, kind, now, 0, now);
+		return;
+	}
+	e = reserve_event(offsetof(struct ks_l7_event, data) +
+			  sizeof(c->method8));
+	if (!e)
+		return;
+	fill(e, c, key, kind, now, KS_L7_F_HEAD, now);
+	__builtin_memcpy(e->data, c->method8, sizeof(c->method8));
+	e->len = sizeof(c->method8);
+	submit_event(e);
 }
 
 static __always_inline void client_done(struct l7_conn *c, __u64 key,
@@ -628,7 +782,7 @@ static __always_inline void client_done(struct l7_conn *c, __u64 key,
 	if (n)
 		emit_data(c, key, KS_L7_CLIENT_DONE, now, src, n, now);
 	else
-		emit(c, key, KS_L7_CLIENT_DONE, now, 0, now);
+		emit_client_end(c, key, KS_L7_CLIENT_DONE, now);
 	c->state = ST_IDLE;
 }
 
@@ -678,9 +832,14 @@ static __always_inline void client_read(struct l7_conn *c, __u64 key,
 		emit_data(c, key, KS_L7_CLIENT_DONE, now, buf, ret, now);
 	} else if (c->proto == KS_PROTO_HTTP) {
 		if (!c->resp_started) {
+			struct scratch *s;
+
 			if (ret < 12)
 				return;
-			parse_response(c, buf, (__u32)ret);
+			s = response_head(buf, (__u32)ret);
+			if (!s)
+				return;
+			parse_response(c, s, (__u32)ret);
 			if (c->status >= 100 && c->status < 200 &&
 			    c->status != 101)
 				return; /* interim: the real answer follows */
@@ -1105,12 +1264,12 @@ int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 	if (c->state != ST_IDLE) {
 		now = bpf_ktime_get_ns();
 		if (c->role == ROLE_CLIENT && c->state == ST_REQ)
-			emit(c, key, KS_L7_CLIENT_ABORTED, now, 0, now);
+			emit_client_end(c, key, KS_L7_CLIENT_ABORTED, now);
 		else if (c->state == ST_REQ)
-			emit(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
+			emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
 		else if (c->state == ST_RESP)
-			emit(c, key, KS_L7_HTTP_DONE, c->last_write_ns,
-			     KS_L7_F_END_GUESSED, now);
+			emit_end(c, key, KS_L7_HTTP_DONE, c->last_write_ns,
+				 KS_L7_F_END_GUESSED, now);
 	}
 	bpf_map_delete_elem(&conns, &key);
 	return 0;

@@ -176,6 +176,32 @@ static void done(struct l7 *l, const struct proc_entry *e, uint64_t conn,
 	end(l, e, conn, KS_L7_HTTP_DONE, start, end_ns, status, 0);
 }
 
+/* An end record carrying its request's bytes (KS_L7_F_HEAD): the one
+ * record per exchange the kernel sends unless tracing splits them. */
+static void end_head(struct l7 *l, const struct proc_entry *e, uint64_t conn,
+		     uint32_t kind, uint64_t start, uint64_t end_ns,
+		     uint16_t status, uint32_t flags, const char *head)
+{
+	size_t len = strlen(head);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.type = KS_EV_L7;
+	ev.hdr.pid = (uint32_t)(conn >> 32);
+	ev.conn_id = conn;
+	ev.start_ns = start;
+	ev.end_ns = end_ns;
+	ev.kind = kind;
+	ev.status = status;
+	ev.lport = 8080;
+	ev.rport = 40000;
+	ev.family = 2;
+	ev.flags = flags | KS_L7_F_HEAD;
+	ev.total_len = (uint32_t)len;
+	ev.len = (uint32_t)(len > KS_L7_DATA ? KS_L7_DATA : len);
+	memcpy(ev.data, head, ev.len);
+	l7_on_event(l, e, &ev);
+}
+
 static void entry(struct proc_entry *e, const char *service, int monitored)
 {
 	memset(e, 0, sizeof(*e));
@@ -417,6 +443,58 @@ static void test_aborted_unmatched(void)
 	metric_registry_free(r);
 }
 
+/* One record per exchange: the request's bytes ride on its end. */
+static void test_head_on_end(void)
+{
+	struct metric_registry *r = metric_registry_new(0);
+	struct l7 *l = l7_new(r, NULL);
+	struct proc_entry e;
+	struct l7_stats st;
+	struct found h;
+
+	if (!l)
+		return;
+	entry(&e, "web", 1);
+	end_head(l, &e, CONN(20), KS_L7_HTTP_DONE, MS, 31 * MS, 200, 0,
+		 "GET /users/17 HTTP/1.1\r\nHost: a\r\n\r\n");
+	h = find(r, DUR, V("web", "GET", "/users/{id}", "200", "8080", "http"));
+	CHECK_INT(h.count, 1);
+	CHECK(NEAR(h.sum, 0.030));
+	/* Keep-alive: the next exchange's record brings its own request. */
+	end_head(l, &e, CONN(20), KS_L7_HTTP_DONE, 40 * MS, 41 * MS, 404, 0,
+		 "DELETE /users/18 HTTP/1.1\r\n\r\n");
+	CHECK_INT(count(r, V("web", "DELETE", "/users/{id}", "404", "8080",
+			     "http")),
+		  1);
+	/* Pipelined: the first end brings the read's three requests, the
+	 * two ends after it none. */
+	end_head(l, &e, CONN(21), KS_L7_HTTP_DONE, MS, 3 * MS, 200, 0,
+		 "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
+		 "POST /c HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+	done(l, &e, CONN(21), MS, 5 * MS, 200);
+	end(l, &e, CONN(21), KS_L7_HTTP_DONE, MS, 7 * MS, 201,
+	    KS_L7_F_END_GUESSED);
+	CHECK_INT(count(r, V("web", "GET", "/a", "200", "8080", "http")), 1);
+	h = find(r, DUR, V("web", "GET", "/b", "200", "8080", "http"));
+	CHECK_INT(h.count, 1);
+	CHECK(NEAR(h.sum, 0.004));
+	CHECK_INT(count(r, V("web", "POST", "/c", "201", "8080", "http")), 1);
+	CHECK_INT(val(r, GUESSED, V("web")), 1);
+	/* Aborted: the request is known from the abort record itself. */
+	end_head(l, &e, CONN(22), KS_L7_HTTP_ABORTED, MS, 0, 0, 0,
+		 "PUT /slow/5 HTTP/1.1\r\n\r\n");
+	CHECK_INT(val(r, ABORTED, V("web", "PUT", "/slow/{id}", "8080")), 1);
+	/* Garbage instead of a request: unparsed, nothing observed. */
+	end_head(l, &e, CONN(23), KS_L7_HTTP_DONE, MS, 2 * MS, 200, 0,
+		 "\x16\x03\x01garbage");
+	CHECK_INT(total(r, DUR, NULL), 5);
+	l7_stats(l, &st);
+	CHECK_INT(st.unparsed, 1);
+	CHECK_INT(st.unmatched, 1);
+	l7_free(l);
+	metric_registry_free(r);
+}
+
 static void test_route_guard(void)
 {
 	struct metric_registry *r = metric_registry_new(0);
@@ -561,6 +639,7 @@ int main(void)
 	test_single();
 	test_pipelined();
 	test_aborted_unmatched();
+	test_head_on_end();
 	test_route_guard();
 	test_garbage();
 	return check_summary();

@@ -819,6 +819,19 @@ static void test_redis(void)
 
 /* ---- HTTP client --------------------------------------------------------- */
 
+/* A record of only the part before data plus n bytes of it, in a heap
+ * block that size (ASan catches a read past it). */
+static void send_short(struct l7 *l, const struct proc_entry *e,
+		       const struct ks_l7_event *full, size_t n)
+{
+	size_t size = offsetof(struct ks_l7_event, data) + n;
+	void *d = malloc(size);
+
+	memcpy(d, full, size);
+	l7_on_event(l, e, d);
+	free(d);
+}
+
 static void test_http_client(void)
 {
 	struct fixture f;
@@ -872,6 +885,43 @@ static void test_http_client(void)
 	       &(struct rec){CONN(33), KS_PROTO_HTTP, MS, 2 * MS, 200}, NULL,
 	       0);
 	CHECK_INT(total(f.r, HTTPC), 2);
+	/* One record per exchange: the method's 8 bytes ride on the end
+	 * (KS_L7_F_HEAD), on a record only as long as they are. */
+	{
+		struct ks_l7_event one;
+
+		memset(&one, 0, sizeof(one));
+		one.hdr.type = KS_EV_L7;
+		one.kind = KS_L7_CLIENT_DONE;
+		one.proto = KS_PROTO_HTTP;
+		one.flags = KS_L7_F_HEAD;
+		one.conn_id = CONN(34);
+		one.family = AF_INET;
+		inet_pton(AF_INET, "10.1.2.3", one.raddr);
+		one.rport = 8080;
+		one.status = 200;
+		one.start_ns = 2 * MS;
+		one.end_ns = 9 * MS;
+		one.len = 8;
+		memcpy(one.data, "OPTIONS ", 8);
+		send_short(f.l, &f.e, &one, 8);
+		h = find(f.r, HTTPC,
+			 V("app", "OPTIONS", "10.1.2.3", "8080", "200"));
+		CHECK_INT(h.count, 1);
+		CHECK(NEAR(h.sum, 0.007));
+		/* The same connection again, then aborted. */
+		memcpy(one.data, "GET /x/y", 8);
+		send_short(f.l, &f.e, &one, 8);
+		CHECK_INT(find(f.r, HTTPC,
+			       V("app", "GET", "10.1.2.3", "8080", "200"))
+				  .count,
+			  1);
+		one.kind = KS_L7_CLIENT_ABORTED;
+		memcpy(one.data, "PATCH /z", 8);
+		send_short(f.l, &f.e, &one, 8);
+		CHECK_INT(counter(f.r, ABORTED, V("app", "http")), 2);
+	}
+	CHECK_INT(total(f.r, HTTPC), 4);
 	teardown(&f);
 }
 
