@@ -235,7 +235,7 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 		if (l->spans)
 			trace_request(l, e, ev, &p->q[p->n], &req);
 		p->n++;
-		one = http1_request_len(buf, len);
+		one = http1_request_end(buf, len, &req);
 		if (one <= 0 || (size_t)one >= len)
 			break;
 		buf += one;

@@ -70,6 +70,7 @@ struct l7_client {
 	struct pg_conn *pg[PG_CONN_SLOTS];
 	/* The peer of the answer being handled (server_address/port). */
 	char peer_addr[INET6_ADDRSTRLEN];
+	uint8_t peer_raw[17]; /* family, address: what peer_addr spells */
 	char peer_port[24];
 };
 
@@ -94,6 +95,7 @@ struct l7_client *l7_client_new(struct metric_registry *reg,
 
 	if (!c)
 		return NULL;
+	c->peer_raw[0] = 0xff; /* no family: the first record converts */
 	c->reg = reg;
 	c->queries = q;
 	c->pending = calloc(PENDING_SLOTS, sizeof(*c->pending));
@@ -594,9 +596,16 @@ static void on_done(struct l7_client *c, const struct proc_entry *e,
 		p->conn_id = 0;
 		return;
 	}
-	c->peer_addr[0] = '\0';
-	inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr,
-		  c->peer_addr, sizeof(c->peer_addr));
+	/* Most records come from the peer before (inet_ntop costs a
+	 * printf). */
+	if (c->peer_raw[0] != ev->family ||
+	    memcmp(c->peer_raw + 1, ev->raddr, 16)) {
+		c->peer_raw[0] = ev->family;
+		memcpy(c->peer_raw + 1, ev->raddr, 16);
+		c->peer_addr[0] = '\0';
+		inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr,
+			  c->peer_addr, sizeof(c->peer_addr));
+	}
 	ks_utoa(c->peer_port, ev->rport);
 	secs = ev->end_ns > ev->start_ns ?
 		       (double)(ev->end_ns - ev->start_ns) * 1e-9 :

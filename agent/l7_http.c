@@ -556,6 +556,12 @@ ssize_t http1_request_len(const void *buf, size_t len)
 	return message_end(buf, len, &r.h, false);
 }
 
+ssize_t http1_request_end(const void *buf, size_t len,
+			  const struct http1_request *r)
+{
+	return message_end(buf, len, &r->h, false);
+}
+
 ssize_t http1_response_len(const void *buf, size_t len,
 			   enum http_method req_method)
 {

@@ -135,6 +135,9 @@ int http1_parse_response(const void *buf, size_t len,
  * can be split. -EAGAIN if buf ends before it does.
  */
 ssize_t http1_request_len(const void *buf, size_t len);
+/* The same for a request http1_parse_request already parsed from buf. */
+ssize_t http1_request_end(const void *buf, size_t len,
+			  const struct http1_request *r);
 
 /*
  * Length of the first complete response in buf. A 1xx interim response is

@@ -197,10 +197,13 @@ static __always_inline struct l7_conn *conn_of(__u32 tgid, int fd)
 		fresh.rport = __builtin_bswap16(
 			BPF_CORE_READ(sk, __sk_common.skc_dport));
 		fresh.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		if (fresh.family == KS_AF_INET)
-			BPF_CORE_READ_INTO(&fresh.raddr, sk,
-					   __sk_common.skc_daddr);
-		else
+		if (fresh.family == KS_AF_INET) {
+			/* 4 bytes, the rest zero (READ_INTO would copy
+			 * sizeof(raddr) bytes from the field on). */
+			__u32 a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+			__builtin_memcpy(fresh.raddr, &a4, sizeof(a4));
+		} else
 			BPF_CORE_READ_INTO(&fresh.raddr, sk,
 					   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}

@@ -79,14 +79,19 @@ static __always_inline void emit_close(struct sock *sk, struct sock_info *si,
 	e->dir = si->dir;
 	e->established = si->established;
 	if (e->family == KS_AF_INET) {
+		/* BPF_CORE_READ_INTO copies sizeof(*dst): 4-byte values
+		 * here, the rest of the 16 zero. */
+		__u32 s4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
 		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->saddr, &s4, sizeof(s4));
+		__builtin_memcpy(e->daddr, &d4, sizeof(d4));
 	} else {
-		BPF_CORE_READ_INTO(e->saddr, sk,
+		BPF_CORE_READ_INTO(&e->saddr, sk,
 				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(e->daddr, sk,
+		BPF_CORE_READ_INTO(&e->daddr, sk,
 				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
 	submit_event(e);
