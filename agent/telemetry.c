@@ -558,7 +558,8 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 					     "tcp_close", "l7",
 					     "postgres" };
 	const char *m_pid[] = { "pid_stats" }, *m_socks[] = { "socks" },
-		   *m_conns[] = { "conns" }, *m_samples[] = { "profile_samples" };
+		   *m_conns[] = { "conns" }, *m_samples[] = { "profile_samples" },
+		   *m_heads[] = { "request_heads" };
 	struct rusage ru;
 	long long rss;
 	int i;
@@ -572,6 +573,8 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 		    (double)st->drops[KS_DROP_L7_CONNS_FULL]);
 	set_counter(t->self_map_full, m_samples,
 		    (double)st->drops[KS_DROP_SAMPLES_FULL]);
+	set_counter(t->self_map_full, m_heads,
+		    (double)st->drops[KS_DROP_L7_HEAD_REUSED]);
 	set_counter(t->self_stack_lost, NULL,
 		    (double)st->drops[KS_DROP_STACK_COLLISION]);
 	set_counter(t->self_overflow, NULL,
