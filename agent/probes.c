@@ -35,8 +35,12 @@ struct probes {
 	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
 	int npg_bins;
 	struct node_bpf *node;
-	struct stat node_bins[16];
+	struct stat node_bins[16]; /* node binaries seen (GC, SSL uprobes) */
 	int nnode_bins;
+	int ngc_bins; /* ... of which with the GC uprobes attached */
+	int nwatched; /* node processes in node_loops */
+	struct bpf_link *loop_links[6]; /* epoll tracepoints, while nwatched */
+	int nloop_links;
 	struct bpf_link *offcpu_link;
 	int offcpu_refs;
 	struct ring_buffer *rb;
@@ -400,6 +404,8 @@ int probes_pg_attach(struct probes *p, const char *path)
 	return 1;
 }
 
+#define NODE_NONE "no node process seen yet (attached when one runs)"
+
 static void open_node(struct probes *p, pid_t self)
 {
 	struct probe_group *g = &p->groups[PG_NODE];
@@ -419,8 +425,24 @@ static void open_node(struct probes *p, pid_t self)
 		group_fail(g, "load", err);
 		return;
 	}
-	snprintf(g->error, sizeof(g->error),
-		 "no node binary seen yet (attached when one runs)");
+	snprintf(g->error, sizeof(g->error), NODE_NONE);
+}
+
+/* Whether tracefs has the tracepoint (tracefs mounted at either place). */
+static int tracepoint_exists(const char *category, const char *name)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing",
+					     "/sys/kernel/debug/tracing" };
+	char path[256];
+	unsigned i;
+
+	for (i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(path, sizeof(path), "%s/events/%s/%s", roots[i],
+			 category, name);
+		if (!access(path, F_OK))
+			return 1;
+	}
+	return 0;
 }
 
 static int seen_binary(struct stat *bins, int n, const struct stat *st)
@@ -484,26 +506,144 @@ static void attach_ssl(struct probes *p, const char *path)
 		log_info("attached %d OpenSSL probes to %s (HTTPS)", n, path);
 }
 
+/*
+ * The main event loop of node processes: epoll wait tracepoints, attached
+ * while at least one node process is watched (a host without Node pays
+ * nothing). Each syscall whose enter and exit tracepoints exist is
+ * attached; Node 20's libuv waits in epoll_pwait, other builds in
+ * epoll_wait or epoll_pwait2. Returns the programs attached or -errno.
+ */
+static int attach_loop(struct probes *p)
+{
+	static const char *const syscalls[] = { "epoll_pwait", "epoll_wait",
+						"epoll_pwait2" };
+	struct probe_group *g = &p->groups[PG_NODE];
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	char name[64], tp[64], done[64] = "";
+	unsigned i, dir;
+	int err, n;
+
+	for (i = 0; i < sizeof(syscalls) / sizeof(syscalls[0]); i++) {
+		for (dir = 0; dir < 2; dir++) {
+			snprintf(tp, sizeof(tp), "sys_%s_%s",
+				 dir ? "exit" : "enter", syscalls[i]);
+			if (!tracepoint_exists("syscalls", tp))
+				break;
+		}
+		if (dir < 2) {
+			log_info("node event loop: no tracepoint syscalls:%s on this kernel (%s not watched)",
+				 tp, syscalls[i]);
+			continue;
+		}
+		n = p->nloop_links;
+		for (dir = 0; dir < 2; dir++) {
+			snprintf(name, sizeof(name), "handle_%s_%s",
+				 syscalls[i], dir ? "exit" : "enter");
+			prog = bpf_object__find_program_by_name(p->node->obj,
+								name);
+			link = bpf_program__attach(prog);
+			err = libbpf_get_error(link);
+			if (err) {
+				log_warn("node event loop: %s not attached: %s",
+					 name, strerror(-err));
+				break;
+			}
+			p->loop_links[p->nloop_links++] = link;
+		}
+		if (dir < 2) { /* both or neither */
+			while (p->nloop_links > n)
+				bpf_link__destroy(
+					p->loop_links[--p->nloop_links]);
+			continue;
+		}
+		snprintf(done + strlen(done), sizeof(done) - strlen(done),
+			 "%s%s", done[0] ? ", " : "", syscalls[i]);
+	}
+	if (!p->nloop_links) {
+		snprintf(g->error, sizeof(g->error),
+			 "no epoll_pwait/epoll_wait/epoll_pwait2 tracepoint attached: event-loop metrics not measured");
+		log_warn("probe group %s: %s", g->name, g->error);
+		return -ENOENT;
+	}
+	g->nprogs += p->nloop_links;
+	g->attached = 1;
+	if (!strcmp(g->error, NODE_NONE))
+		g->error[0] = '\0';
+	log_info("attached Node.js event-loop tracepoints (%s)", done);
+	return p->nloop_links;
+}
+
+static void detach_loop(struct probes *p)
+{
+	struct probe_group *g = &p->groups[PG_NODE];
+
+	g->nprogs -= p->nloop_links;
+	while (p->nloop_links > 0)
+		bpf_link__destroy(p->loop_links[--p->nloop_links]);
+	if (!p->ngc_bins) {
+		g->attached = 0;
+		if (!g->error[0])
+			snprintf(g->error, sizeof(g->error),
+				 "no node process running (attached when one runs)");
+	}
+	log_info("no node process left: Node.js event-loop tracepoints detached");
+}
+
+int probes_node_watch(struct probes *p, pid_t tgid)
+{
+	struct ks_node_loop fresh = { 0 }, old;
+	uint32_t key = (uint32_t)tgid;
+	int fd, existed;
+
+	if (!p->node)
+		return -ENOTSUP;
+	fd = bpf_map__fd(p->node->maps.node_loops);
+	existed = !bpf_map_lookup_elem(fd, &key, &old);
+	/* Reset on a second exec: the old image's last wait is not the
+	 * start of the new one's busy time. */
+	if (bpf_map_update_elem(fd, &key, &fresh, BPF_ANY)) {
+		int err = -errno;
+
+		log_warn("node process %d: event loop not measured: %s",
+			 (int)tgid, strerror(-err));
+		return err;
+	}
+	if (existed)
+		return 0;
+	if (p->nwatched++ == 0 && !p->nloop_links)
+		attach_loop(p);
+	return 1;
+}
+
+void probes_node_unwatch(struct probes *p, pid_t tgid)
+{
+	uint32_t key = (uint32_t)tgid;
+
+	if (!p->node || !p->nwatched)
+		return;
+	if (bpf_map_delete_elem(bpf_map__fd(p->node->maps.node_loops), &key))
+		return; /* not a watched process */
+	if (--p->nwatched == 0 && p->nloop_links)
+		detach_loop(p);
+}
+
+/*
+ * GC uprobes on a node binary, and its OpenSSL for HTTPS. A binary
+ * without the GC symbol loses the GC pauses only: the event loop does
+ * not depend on symbols.
+ */
 int probes_node_attach(struct probes *p, const char *path)
 {
-	static const struct {
-		const char *prog, *func;
-		int ret;
-	} map[] = {
-		{ "handle_uv_poll_enter", "uv__io_poll", 0 },
-		{ "handle_uv_poll_exit", "uv__io_poll", 1 },
-		{ "handle_gc_enter",
-		  "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE",
-		  0 },
-		{ "handle_gc_exit",
-		  "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE",
-		  1 },
-	};
+	static const char gc_sym[] =
+		"_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE";
+	static const char *const progs[2] = { "handle_gc_enter",
+					      "handle_gc_exit" };
 	struct probe_group *g = &p->groups[PG_NODE];
-	struct bpf_link *links[4];
+	struct bpf_link *links[2];
 	struct stat st;
 	unsigned i;
-	int err;
+	int err = 0;
 
 	if (!p->node)
 		return -ENOTSUP;
@@ -513,38 +653,43 @@ int probes_node_attach(struct probes *p, const char *path)
 		return 0;
 	if (p->nnode_bins >= 16)
 		return -ENOSPC;
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = map[i].func,
-			    .retprobe = map[i].ret != 0);
+	for (i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = gc_sym,
+			    .retprobe = i == 1);
 		struct bpf_program *prog =
 			bpf_object__find_program_by_name(p->node->obj,
-							 map[i].prog);
+							 progs[i]);
 
 		links[i] = bpf_program__attach_uprobe_opts(prog, -1, path, 0,
 							   &uo);
 		err = libbpf_get_error(links[i]);
-		if (err) {
-			while (i > 0)
-				bpf_link__destroy(links[--i]);
-			snprintf(g->error, sizeof(g->error),
-				 "%s: symbol %s not usable: %s", path,
-				 map[i].func, strerror(-err));
-			log_warn("probe group %s: %s", g->name, g->error);
-			/* Not retried while the file is there: the binary
-			 * lacks the symbol. */
-			if (!access(path, R_OK))
-				p->node_bins[p->nnode_bins++] = st;
-			return err;
-		}
+		if (err)
+			break;
 	}
-	for (i = 0; i < 4; i++)
-		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
-			p->links[p->nlinks++] = links[i];
+	if (err) {
+		while (i > 0)
+			bpf_link__destroy(links[--i]);
+		snprintf(g->error, sizeof(g->error),
+			 "%s: symbol v8::internal::Heap::CollectGarbage not usable: %s (GC pauses not measured; the event loop is)",
+			 path, strerror(-err));
+		log_warn("probe group %s: %s", g->name, g->error);
+		/* Not retried while the file is there: the binary lacks the
+		 * symbol. */
+		if (access(path, R_OK))
+			return err;
+		p->node_bins[p->nnode_bins++] = st;
+		attach_ssl(p, path);
+		return err;
+	}
+	for (i = 0; i < 2; i++)
+		keep_link(p, links[i]);
 	p->node_bins[p->nnode_bins++] = st;
-	g->nprogs += 4;
+	p->ngc_bins++;
+	g->nprogs += 2;
 	g->attached = 1;
-	g->error[0] = '\0';
-	log_info("attached Node.js event-loop and GC probes to %s", path);
+	if (!strcmp(g->error, NODE_NONE))
+		g->error[0] = '\0';
+	log_info("attached Node.js GC probes to %s", path);
 	attach_ssl(p, path);
 	return 1;
 }
@@ -618,7 +763,7 @@ int probes_open(struct probes **out, pid_t self,
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
-		names[PG_NODE], "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
+		names[PG_NODE], "event loop: epoll_pwait/epoll_wait/epoll_pwait2 enter/exit tracepoints on node processes' main thread (attached while one runs); GC: uprobes on node's v8 Heap::CollectGarbage",
 		0
 	};
 	p->groups[PG_L7] = (struct probe_group){
@@ -679,6 +824,8 @@ void probes_close(struct probes *p)
 	ring_buffer__free(p->rb);
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
+	while (p->nloop_links > 0)
+		bpf_link__destroy(p->loop_links[--p->nloop_links]);
 	bpf_link__destroy(p->offcpu_link);
 	pgusdt_bpf__destroy(p->pg);
 	node_bpf__destroy(p->node);
