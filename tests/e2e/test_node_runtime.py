@@ -7,15 +7,40 @@ reports (performance.eventLoopUtilization), and K calls of gc() under
 --expose-gc are at least K major collections; allocation churn shows
 minor (scavenge) collections. A node process started after the agent is
 measured too. An agent started with --probes node loads only the process
-and node groups, is healthy, and still counts the collections."""
+and node groups, is healthy, and still counts the collections; there, a
+binary called node without V8's symbols (a link named node to python3
+running an asyncio loop, which waits in epoll_wait) loses only the GC
+probes: its event loop is measured."""
+import json
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 
 import ks
 
 SVC = "ks-e2e-node"
 SVC_LATE = "ks-e2e-node-late"
+SVC_FAKE = "ks-e2e-node-nosyms"
+# An asyncio loop: one 200 ms busy callback, otherwise a 50 ms timer.
+FAKE = """
+import asyncio, sys, time
+def spin():
+    end = time.monotonic() + 0.2
+    while time.monotonic() < end:
+        pass
+    print("done", flush=True)
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.add_reader(sys.stdin, lambda: sys.stdin.readline() and
+                    loop.call_soon(spin))
+    print("ready", flush=True)
+    while True:
+        await asyncio.sleep(0.05)
+asyncio.run(main())
+"""
 K = 7
 SCRIPT = os.path.join(ks.SRC, "tests", "e2e", "progs", "loop.js")
 
@@ -149,6 +174,38 @@ def only_node(r, cmd):
         time.sleep(1.5)
         r.check(major() - m0 >= K, "--probes node: gc() x%d counted (%d)" %
                 (K, major() - m0))
+        no_symbols(r, agent)
+
+
+def no_symbols(r, agent):
+    work = tempfile.mkdtemp(prefix="ks-e2e-node-")
+    fake = os.path.join(work, "node")
+    os.symlink(os.path.realpath(sys.executable), fake)
+    q = subprocess.Popen([fake, "-c", FAKE], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, OTEL_SERVICE_NAME=SVC_FAKE))
+    try:
+        assert q.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+        q.stdin.write("block\n")
+        q.stdin.flush()
+        q.stdout.readline()
+        time.sleep(1.5)
+        h = "katascope_nodejs_eventloop_iteration_busy_seconds"
+        s = agent.metrics()
+        above = (ks.value(s, h + "_count", service_name=SVC_FAKE) -
+                 ks.value(s, h + "_bucket", service_name=SVC_FAKE, le="0.1"))
+        r.eq(above, 1, "a 'node' without V8's symbols: its event loop's "
+             "200 ms callback is one iteration above 0.1 s")
+        _, _, body = ks.http_get(agent.url + "/healthz")
+        g = {x["name"]: x for x in json.loads(body)["groups"]}["node"]
+        r.check(g["attached"] and "CollectGarbage" in g["error"],
+                "and /healthz names the missing GC symbol, the group "
+                "still attached: %s" % g["error"])
+    finally:
+        q.kill()
+        q.wait()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
