@@ -232,6 +232,7 @@ static void refresh(struct agent *a)
 {
 	probes_read_pid_stats(a->probes, fold_one, a);
 	reap_exited(a);
+	probes_node_prune(a->probes);
 	probes_read_drops(a->probes, a->self.drops);
 	a->self.processes = proctab_count(a->procs);
 	a->self.proctab_dropped = proctab_dropped(a->procs);

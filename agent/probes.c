@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.skel.h"
@@ -39,8 +40,12 @@ struct probes {
 	int nnode_bins;
 	int ngc_bins; /* ... of which with the GC uprobes attached */
 	int nwatched; /* node processes in node_loops */
-	struct bpf_link *loop_links[6]; /* epoll tracepoints, while nwatched */
-	int nloop_links;
+	/* epoll wait tracepoints (enter, exit) per KS_WAIT_* bit, while
+	 * nwatched; those no watched loop uses are detached once learned */
+	struct bpf_link *loop_links[3][2];
+	unsigned loop_on; /* KS_WAIT_* attached */
+	unsigned loop_absent; /* KS_WAIT_* not attachable here */
+	uint64_t loop_learn_ns; /* all attached since; 0: learned */
 	struct bpf_link *offcpu_link;
 	int offcpu_refs;
 	struct ring_buffer *rb;
@@ -506,40 +511,70 @@ static void attach_ssl(struct probes *p, const char *path)
 		log_info("attached %d OpenSSL probes to %s (HTTPS)", n, path);
 }
 
+/* Index i of these is the bit 1 << i of KS_WAIT_*. */
+static const char *const wait_syscalls[3] = { "epoll_pwait", "epoll_wait",
+					      "epoll_pwait2" };
+
+/* Once every watched loop has waited (returned from or entered a wait),
+ * and at least this long after the last process was watched, the wait
+ * syscalls none of them uses are detached: libuv keeps to one. */
+#define LOOP_LEARN_NS 1000000000ULL
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void wait_names(unsigned mask, char *out, size_t len)
+{
+	unsigned i;
+
+	out[0] = '\0';
+	for (i = 0; i < 3; i++)
+		if (mask & (1u << i))
+			snprintf(out + strlen(out), len - strlen(out), "%s%s",
+				 out[0] ? ", " : "", wait_syscalls[i]);
+}
+
 /*
  * The main event loop of node processes: epoll wait tracepoints, attached
  * while at least one node process is watched (a host without Node pays
- * nothing). Each syscall whose enter and exit tracepoints exist is
- * attached; Node 20's libuv waits in epoll_pwait, other builds in
- * epoll_wait or epoll_pwait2. Returns the programs attached or -errno.
+ * nothing). Each syscall in want whose enter and exit tracepoints exist
+ * is attached, both or neither; Node 20's libuv waits in epoll_pwait,
+ * other builds in epoll_wait or epoll_pwait2. Returns 0 or -ENOENT when
+ * none is attached.
  */
-static int attach_loop(struct probes *p)
+static int attach_loop(struct probes *p, unsigned want)
 {
-	static const char *const syscalls[] = { "epoll_pwait", "epoll_wait",
-						"epoll_pwait2" };
 	struct probe_group *g = &p->groups[PG_NODE];
 	struct bpf_program *prog;
 	struct bpf_link *link;
-	char name[64], tp[64], done[64] = "";
-	unsigned i, dir;
-	int err, n;
+	char name[64], tp[64], done[64];
+	unsigned i, dir, added = 0;
+	int err;
 
-	for (i = 0; i < sizeof(syscalls) / sizeof(syscalls[0]); i++) {
+	for (i = 0; i < 3; i++) {
+		if (!(want & (1u << i)) || ((p->loop_on | p->loop_absent) &
+					    (1u << i)))
+			continue;
 		for (dir = 0; dir < 2; dir++) {
 			snprintf(tp, sizeof(tp), "sys_%s_%s",
-				 dir ? "exit" : "enter", syscalls[i]);
+				 dir ? "exit" : "enter", wait_syscalls[i]);
 			if (!tracepoint_exists("syscalls", tp))
 				break;
 		}
 		if (dir < 2) {
 			log_info("node event loop: no tracepoint syscalls:%s on this kernel (%s not watched)",
-				 tp, syscalls[i]);
+				 tp, wait_syscalls[i]);
+			p->loop_absent |= 1u << i;
 			continue;
 		}
-		n = p->nloop_links;
 		for (dir = 0; dir < 2; dir++) {
 			snprintf(name, sizeof(name), "handle_%s_%s",
-				 syscalls[i], dir ? "exit" : "enter");
+				 wait_syscalls[i], dir ? "exit" : "enter");
 			prog = bpf_object__find_program_by_name(p->node->obj,
 								name);
 			link = bpf_program__attach(prog);
@@ -549,45 +584,61 @@ static int attach_loop(struct probes *p)
 					 name, strerror(-err));
 				break;
 			}
-			p->loop_links[p->nloop_links++] = link;
+			p->loop_links[i][dir] = link;
 		}
-		if (dir < 2) { /* both or neither */
-			while (p->nloop_links > n)
-				bpf_link__destroy(
-					p->loop_links[--p->nloop_links]);
+		if (dir < 2) { /* both or neither; not retried */
+			if (dir == 1)
+				bpf_link__destroy(p->loop_links[i][0]);
+			p->loop_absent |= 1u << i;
 			continue;
 		}
-		snprintf(done + strlen(done), sizeof(done) - strlen(done),
-			 "%s%s", done[0] ? ", " : "", syscalls[i]);
+		p->loop_on |= 1u << i;
+		g->nprogs += 2;
+		added |= 1u << i;
 	}
-	if (!p->nloop_links) {
+	if (!p->loop_on) {
 		snprintf(g->error, sizeof(g->error),
 			 "no epoll_pwait/epoll_wait/epoll_pwait2 tracepoint attached: event-loop metrics not measured");
 		log_warn("probe group %s: %s", g->name, g->error);
 		return -ENOENT;
 	}
-	g->nprogs += p->nloop_links;
 	g->attached = 1;
 	if (!strcmp(g->error, NODE_NONE))
 		g->error[0] = '\0';
-	log_info("attached Node.js event-loop tracepoints (%s)", done);
-	return p->nloop_links;
+	if (added) {
+		wait_names(added, done, sizeof(done));
+		log_info("attached Node.js event-loop tracepoints (%s)", done);
+	}
+	return 0;
 }
 
-static void detach_loop(struct probes *p)
+static void detach_loop(struct probes *p, unsigned mask, const char *why)
 {
 	struct probe_group *g = &p->groups[PG_NODE];
+	char names[64];
+	unsigned i;
 
-	g->nprogs -= p->nloop_links;
-	while (p->nloop_links > 0)
-		bpf_link__destroy(p->loop_links[--p->nloop_links]);
-	if (!p->ngc_bins) {
+	mask &= p->loop_on;
+	if (!mask)
+		return;
+	for (i = 0; i < 3; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		bpf_link__destroy(p->loop_links[i][0]);
+		bpf_link__destroy(p->loop_links[i][1]);
+		p->loop_links[i][0] = p->loop_links[i][1] = NULL;
+		g->nprogs -= 2;
+	}
+	p->loop_on &= ~mask;
+	if (!p->loop_on && !p->ngc_bins) {
 		g->attached = 0;
 		if (!g->error[0])
 			snprintf(g->error, sizeof(g->error),
 				 "no node process running (attached when one runs)");
 	}
-	log_info("no node process left: Node.js event-loop tracepoints detached");
+	wait_names(mask, names, sizeof(names));
+	log_info("Node.js event-loop tracepoints detached (%s): %s", names,
+		 why);
 }
 
 int probes_node_watch(struct probes *p, pid_t tgid)
@@ -609,11 +660,13 @@ int probes_node_watch(struct probes *p, pid_t tgid)
 			 (int)tgid, strerror(-err));
 		return err;
 	}
-	if (existed)
-		return 0;
-	if (p->nwatched++ == 0 && !p->nloop_links)
-		attach_loop(p);
-	return 1;
+	if (!existed)
+		p->nwatched++;
+	/* Learn again which waits the loops use, this one included. */
+	if ((p->loop_on | p->loop_absent) != KS_WAIT_ALL)
+		attach_loop(p, KS_WAIT_ALL);
+	p->loop_learn_ns = now_ns();
+	return !existed;
 }
 
 void probes_node_unwatch(struct probes *p, pid_t tgid)
@@ -624,8 +677,35 @@ void probes_node_unwatch(struct probes *p, pid_t tgid)
 		return;
 	if (bpf_map_delete_elem(bpf_map__fd(p->node->maps.node_loops), &key))
 		return; /* not a watched process */
-	if (--p->nwatched == 0 && p->nloop_links)
-		detach_loop(p);
+	if (--p->nwatched == 0) {
+		detach_loop(p, KS_WAIT_ALL, "no node process left");
+		p->loop_learn_ns = 0;
+	}
+}
+
+void probes_node_prune(struct probes *p)
+{
+	struct ks_node_loop v;
+	uint32_t key, next, *prev = NULL;
+	unsigned used = 0;
+	int fd;
+
+	if (!p->node || !p->nwatched || !p->loop_learn_ns ||
+	    now_ns() - p->loop_learn_ns < LOOP_LEARN_NS)
+		return;
+	fd = bpf_map__fd(p->node->maps.node_loops);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		if (!v.waits_seen)
+			return; /* a loop that has not waited yet: keep all */
+		used |= v.waits_seen;
+	}
+	p->loop_learn_ns = 0;
+	detach_loop(p, p->loop_on & ~used,
+		    "no watched Node.js main thread waits in them");
 }
 
 /*
@@ -763,7 +843,7 @@ int probes_open(struct probes **out, pid_t self,
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
-		names[PG_NODE], "event loop: epoll_pwait/epoll_wait/epoll_pwait2 enter/exit tracepoints on node processes' main thread (attached while one runs); GC: uprobes on node's v8 Heap::CollectGarbage",
+		names[PG_NODE], "event loop: epoll_pwait/epoll_wait/epoll_pwait2 enter/exit tracepoints on node processes' main thread (attached while one runs; once every loop has waited, only the ones they use); GC: uprobes on node's v8 Heap::CollectGarbage",
 		0
 	};
 	p->groups[PG_L7] = (struct probe_group){
@@ -824,8 +904,7 @@ void probes_close(struct probes *p)
 	ring_buffer__free(p->rb);
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
-	while (p->nloop_links > 0)
-		bpf_link__destroy(p->loop_links[--p->nloop_links]);
+	detach_loop(p, KS_WAIT_ALL, "exiting");
 	bpf_link__destroy(p->offcpu_link);
 	pgusdt_bpf__destroy(p->pg);
 	node_bpf__destroy(p->node);

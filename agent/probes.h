@@ -89,6 +89,10 @@ int probes_node_attach(struct probes *p, const char *binary_path);
  */
 int probes_node_watch(struct probes *p, pid_t tgid);
 void probes_node_unwatch(struct probes *p, pid_t tgid);
+/* Once every watched loop has waited for a while, detach the tracepoints
+ * of the wait syscalls none of them uses (other programs' epoll_wait need
+ * not run a program). Called every refresh. */
+void probes_node_prune(struct probes *p);
 /* Names and ids of the loaded BPF programs (for bench and debugging). */
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max);

@@ -15,8 +15,10 @@ driven by wrk -t1 -cC on its trivial /users/:id route over loopback:
   node   plain HTTP; "with" is the agent started with --probes node (the
          process group and the Node probes only: the epoll_pwait,
          epoll_wait and epoll_pwait2 enter/exit tracepoints, which every
-         epoll wait on the host runs (wrk's too) but which do more than a
-         compare and a hash lookup only on a node process's main thread,
+         epoll wait on the host runs but which do more than a compare and
+         a hash lookup only on a node process's main thread, and which the
+         agent narrows to the syscall node's loop uses (epoll_pwait; so
+         wrk's epoll_wait stops running a program) within about a second;
          and the Heap::CollectGarbage entry/return uprobes), so that the
          socket-syscall probes' cost does not hide in the figure;
   http   plain HTTP; "with" is the agent with its default options (every

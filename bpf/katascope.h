@@ -185,11 +185,23 @@ struct ks_pid_stats {
 /*
  * The value of node.bpf.c's node_loops map, keyed by the tgid of a node
  * process: its main thread's epoll wait state. The agent inserts it zeroed
- * when it sees a node process and deletes it when the process exits.
+ * when it sees a node process and deletes it when the process exits; it
+ * reads waits_seen to detach the tracepoints of the wait syscalls no
+ * watched loop uses.
  */
 struct ks_node_loop {
 	__u64 wait_enter; /* 0 when not inside an epoll wait */
 	__u64 wait_exit; /* last return from one; 0 before the first seen */
+	__u32 waits_seen; /* KS_WAIT_* bits: the wait syscalls it used */
+	__u32 pad;
+};
+
+/* The epoll wait syscalls, as bits (ks_node_loop.waits_seen). */
+enum {
+	KS_WAIT_EPOLL_PWAIT = 1,
+	KS_WAIT_EPOLL_WAIT = 2,
+	KS_WAIT_EPOLL_PWAIT2 = 4,
+	KS_WAIT_ALL = 7,
 };
 
 /*

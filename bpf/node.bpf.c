@@ -20,8 +20,11 @@
  * Every other epoll wait on the host (wrk, nginx, the agent...) costs the
  * tid == tgid compare and, for main threads, one hash lookup. The agent
  * attaches these tracepoints only while a node process is watched, so a
- * host without Node pays nothing. Tracepoints, unlike uprobes, do not
- * trap: no breakpoint or single-step on Node's hot path.
+ * host without Node pays nothing, and once every watched loop has waited
+ * it keeps only the syscalls they use (waits_seen): Node 20 waits in
+ * epoll_pwait, so other programs' epoll_wait (wrk, redis, Java...) stop
+ * running a program. Tracepoints, unlike uprobes, do not trap: no
+ * breakpoint or single-step on Node's hot path.
  *
  * GC: v8::internal::Heap::CollectGarbage(space, ...) entry to return is a
  * pause; space NEW_SPACE (1) is a scavenge (minor), anything else a
@@ -53,7 +56,7 @@ static __always_inline struct ks_node_loop *main_loop(__u32 *tgid)
 	return bpf_map_lookup_elem(&node_loops, tgid);
 }
 
-static __always_inline int wait_enter(void)
+static __always_inline int wait_enter(__u32 syscall_bit)
 {
 	struct ks_pid_stats *st;
 	struct ks_node_loop *l;
@@ -74,10 +77,12 @@ static __always_inline int wait_enter(void)
 		}
 	}
 	l->wait_enter = now;
+	if (!(l->waits_seen & syscall_bit))
+		l->waits_seen |= syscall_bit;
 	return 0;
 }
 
-static __always_inline int wait_exit(void)
+static __always_inline int wait_exit(__u32 syscall_bit)
 {
 	struct ks_pid_stats *st;
 	struct ks_node_loop *l;
@@ -97,6 +102,8 @@ static __always_inline int wait_exit(void)
 	}
 	l->wait_enter = 0;
 	l->wait_exit = now;
+	if (!(l->waits_seen & syscall_bit))
+		l->waits_seen |= syscall_bit;
 	return 0;
 }
 
@@ -104,37 +111,37 @@ static __always_inline int wait_exit(void)
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
 int handle_epoll_pwait_enter(void *ctx)
 {
-	return wait_enter();
+	return wait_enter(KS_WAIT_EPOLL_PWAIT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
 int handle_epoll_pwait_exit(void *ctx)
 {
-	return wait_exit();
+	return wait_exit(KS_WAIT_EPOLL_PWAIT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
 int handle_epoll_wait_enter(void *ctx)
 {
-	return wait_enter();
+	return wait_enter(KS_WAIT_EPOLL_WAIT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_epoll_wait")
 int handle_epoll_wait_exit(void *ctx)
 {
-	return wait_exit();
+	return wait_exit(KS_WAIT_EPOLL_WAIT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
 int handle_epoll_pwait2_enter(void *ctx)
 {
-	return wait_enter();
+	return wait_enter(KS_WAIT_EPOLL_PWAIT2);
 }
 
 SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
 int handle_epoll_pwait2_exit(void *ctx)
 {
-	return wait_exit();
+	return wait_exit(KS_WAIT_EPOLL_PWAIT2);
 }
 
 /* GC state per thread (V8 collects on workers' heaps too). */
