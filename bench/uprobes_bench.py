@@ -102,7 +102,7 @@ def prog_kind(name):
 
 
 KIND_TEXT = {
-    "loop": "node event-loop tracepoints (every epoll wait on the host)",
+    "loop": "node event-loop tracepoints (epoll waits of any process while attached)",
     "gc": "node GC uprobes",
     "ssl": "ssl uprobes",
 }
