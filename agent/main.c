@@ -76,9 +76,11 @@ static uint64_t mono_ns(void)
 }
 
 /*
- * Runtimes with probes of their own: PostgreSQL (USDT) and Node.js
- * (uprobes), attached once per binary, found through /proc/PID/exe so that
+ * Runtimes with probes of their own: PostgreSQL (USDT) and Node.js (GC
+ * uprobes), attached once per binary, found through /proc/PID/exe so that
  * binaries inside containers resolve too (then through /proc/PID/root).
+ * Node's event loop is measured per process: a node process is watched
+ * (its main thread's epoll waits) until it exits or execs something else.
  */
 static void maybe_runtime(struct agent *a, int pid, const char *path)
 {
@@ -86,10 +88,13 @@ static void maybe_runtime(struct agent *a, int pid, const char *path)
 	char link[64], exe[PI_PATH_LEN], bin[PI_PATH_LEN + 64];
 	struct stat want, st;
 	ssize_t n;
+	int node;
 
 	base = base ? base + 1 : path;
-	if (strcmp(base, "postgres") && strcmp(base, "postmaster") &&
-	    strcmp(base, "node") && strcmp(base, "nodejs"))
+	node = !strcmp(base, "node") || !strcmp(base, "nodejs");
+	if (!node)
+		probes_node_unwatch(a->probes, pid);
+	if (strcmp(base, "postgres") && strcmp(base, "postmaster") && !node)
 		return;
 	/* A path that outlives the process: the binary's own path when it
 	 * is the same file here, else through the process's root. */
@@ -103,10 +108,12 @@ static void maybe_runtime(struct agent *a, int pid, const char *path)
 		snprintf(bin, sizeof(bin), "%s", exe);
 	else
 		snprintf(bin, sizeof(bin), "/proc/%d/root%s", pid, exe);
-	if (!strcmp(base, "postgres") || !strcmp(base, "postmaster"))
+	if (!node) {
 		probes_pg_attach(a->probes, bin);
-	else
-		probes_node_attach(a->probes, bin);
+		return;
+	}
+	probes_node_watch(a->probes, pid);
+	probes_node_attach(a->probes, bin);
 }
 
 static void attach_running_runtimes(struct proc_entry *e, void *arg)
@@ -151,6 +158,7 @@ static int on_event(void *ctx, void *data, size_t len)
 				fk->comm);
 		break;
 	case KS_EV_EXIT:
+		probes_node_unwatch(a->probes, (int)h->pid);
 		e = proctab_get(a->procs, (int)h->pid);
 		if (e)
 			e->exit_ns = h->ts_ns ? h->ts_ns : mono_ns();
@@ -224,6 +232,7 @@ static void refresh(struct agent *a)
 {
 	probes_read_pid_stats(a->probes, fold_one, a);
 	reap_exited(a);
+	probes_node_prune(a->probes);
 	probes_read_drops(a->probes, a->self.drops);
 	a->self.processes = proctab_count(a->procs);
 	a->self.proctab_dropped = proctab_dropped(a->procs);

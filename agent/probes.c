@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.skel.h"
@@ -35,8 +36,16 @@ struct probes {
 	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
 	int npg_bins;
 	struct node_bpf *node;
-	struct stat node_bins[16];
+	struct stat node_bins[16]; /* node binaries seen (GC, SSL uprobes) */
 	int nnode_bins;
+	int ngc_bins; /* ... of which with the GC uprobes attached */
+	int nwatched; /* node processes in node_loops */
+	/* epoll wait tracepoints (enter, exit) per KS_WAIT_* bit, while
+	 * nwatched; those no watched loop uses are detached once learned */
+	struct bpf_link *loop_links[3][2];
+	unsigned loop_on; /* KS_WAIT_* attached */
+	unsigned loop_absent; /* KS_WAIT_* not attachable here */
+	uint64_t loop_learn_ns; /* all attached since; 0: learned */
 	struct bpf_link *offcpu_link;
 	int offcpu_refs;
 	struct ring_buffer *rb;
@@ -401,6 +410,8 @@ int probes_pg_attach(struct probes *p, const char *path)
 	return 1;
 }
 
+#define NODE_NONE "no node process seen yet (attached when one runs)"
+
 static void open_node(struct probes *p, pid_t self)
 {
 	struct probe_group *g = &p->groups[PG_NODE];
@@ -420,8 +431,24 @@ static void open_node(struct probes *p, pid_t self)
 		group_fail(g, "load", err);
 		return;
 	}
-	snprintf(g->error, sizeof(g->error),
-		 "no node binary seen yet (attached when one runs)");
+	snprintf(g->error, sizeof(g->error), NODE_NONE);
+}
+
+/* Whether tracefs has the tracepoint (tracefs mounted at either place). */
+static int tracepoint_exists(const char *category, const char *name)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing",
+					     "/sys/kernel/debug/tracing" };
+	char path[256];
+	unsigned i;
+
+	for (i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(path, sizeof(path), "%s/events/%s/%s", roots[i],
+			 category, name);
+		if (!access(path, F_OK))
+			return 1;
+	}
+	return 0;
 }
 
 static int seen_binary(struct stat *bins, int n, const struct stat *st)
@@ -485,26 +512,219 @@ static void attach_ssl(struct probes *p, const char *path)
 		log_info("attached %d OpenSSL probes to %s (HTTPS)", n, path);
 }
 
+/* Index i of these is the bit 1 << i of KS_WAIT_*. */
+static const char *const wait_syscalls[3] = { "epoll_pwait", "epoll_wait",
+					      "epoll_pwait2" };
+
+/* Once every watched loop has waited (returned from or entered a wait),
+ * and at least this long after the last process was watched, the wait
+ * syscalls none of them uses are detached: libuv keeps to one. */
+#define LOOP_LEARN_NS 1000000000ULL
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void wait_names(unsigned mask, char *out, size_t len)
+{
+	unsigned i;
+
+	out[0] = '\0';
+	for (i = 0; i < 3; i++)
+		if (mask & (1u << i))
+			snprintf(out + strlen(out), len - strlen(out), "%s%s",
+				 out[0] ? ", " : "", wait_syscalls[i]);
+}
+
+/*
+ * The main event loop of node processes: epoll wait tracepoints, attached
+ * while at least one node process is watched (a host without Node pays
+ * nothing). Each syscall in want whose enter and exit tracepoints exist
+ * is attached, both or neither; Node 20's libuv waits in epoll_pwait,
+ * other builds in epoll_wait or epoll_pwait2. Returns 0 or -ENOENT when
+ * none is attached.
+ */
+static int attach_loop(struct probes *p, unsigned want)
+{
+	struct probe_group *g = &p->groups[PG_NODE];
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	char name[64], tp[64], done[64];
+	unsigned i, dir, added = 0;
+	int err;
+
+	for (i = 0; i < 3; i++) {
+		if (!(want & (1u << i)) || ((p->loop_on | p->loop_absent) &
+					    (1u << i)))
+			continue;
+		for (dir = 0; dir < 2; dir++) {
+			snprintf(tp, sizeof(tp), "sys_%s_%s",
+				 dir ? "exit" : "enter", wait_syscalls[i]);
+			if (!tracepoint_exists("syscalls", tp))
+				break;
+		}
+		if (dir < 2) {
+			log_info("node event loop: no tracepoint syscalls:%s on this kernel (%s not watched)",
+				 tp, wait_syscalls[i]);
+			p->loop_absent |= 1u << i;
+			continue;
+		}
+		for (dir = 0; dir < 2; dir++) {
+			snprintf(name, sizeof(name), "handle_%s_%s",
+				 wait_syscalls[i], dir ? "exit" : "enter");
+			prog = bpf_object__find_program_by_name(p->node->obj,
+								name);
+			link = bpf_program__attach(prog);
+			err = libbpf_get_error(link);
+			if (err) {
+				log_warn("node event loop: %s not attached: %s",
+					 name, strerror(-err));
+				break;
+			}
+			p->loop_links[i][dir] = link;
+		}
+		if (dir < 2) { /* both or neither; not retried */
+			if (dir == 1)
+				bpf_link__destroy(p->loop_links[i][0]);
+			p->loop_absent |= 1u << i;
+			continue;
+		}
+		p->loop_on |= 1u << i;
+		g->nprogs += 2;
+		added |= 1u << i;
+	}
+	if (!p->loop_on) {
+		snprintf(g->error, sizeof(g->error),
+			 "no epoll_pwait/epoll_wait/epoll_pwait2 tracepoint attached: event-loop metrics not measured");
+		log_warn("probe group %s: %s", g->name, g->error);
+		return -ENOENT;
+	}
+	g->attached = 1;
+	if (!strcmp(g->error, NODE_NONE))
+		g->error[0] = '\0';
+	if (added) {
+		wait_names(added, done, sizeof(done));
+		log_info("attached Node.js event-loop tracepoints (%s)", done);
+	}
+	return 0;
+}
+
+static void detach_loop(struct probes *p, unsigned mask, const char *why)
+{
+	struct probe_group *g = &p->groups[PG_NODE];
+	char names[64];
+	unsigned i;
+
+	mask &= p->loop_on;
+	if (!mask)
+		return;
+	for (i = 0; i < 3; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		bpf_link__destroy(p->loop_links[i][0]);
+		bpf_link__destroy(p->loop_links[i][1]);
+		p->loop_links[i][0] = p->loop_links[i][1] = NULL;
+		g->nprogs -= 2;
+	}
+	p->loop_on &= ~mask;
+	if (!p->loop_on && !p->ngc_bins) {
+		g->attached = 0;
+		if (!g->error[0])
+			snprintf(g->error, sizeof(g->error),
+				 "no node process running (attached when one runs)");
+	}
+	wait_names(mask, names, sizeof(names));
+	log_info("Node.js event-loop tracepoints detached (%s): %s", names,
+		 why);
+}
+
+int probes_node_watch(struct probes *p, pid_t tgid)
+{
+	struct ks_node_loop fresh = { 0 }, old;
+	uint32_t key = (uint32_t)tgid;
+	int fd, existed;
+
+	if (!p->node)
+		return -ENOTSUP;
+	fd = bpf_map__fd(p->node->maps.node_loops);
+	existed = !bpf_map_lookup_elem(fd, &key, &old);
+	/* Reset on a second exec: the old image's last wait is not the
+	 * start of the new one's busy time. */
+	if (bpf_map_update_elem(fd, &key, &fresh, BPF_ANY)) {
+		int err = -errno;
+
+		log_warn("node process %d: event loop not measured: %s",
+			 (int)tgid, strerror(-err));
+		return err;
+	}
+	if (!existed)
+		p->nwatched++;
+	/* Learn again which waits the loops use, this one included. */
+	if ((p->loop_on | p->loop_absent) != KS_WAIT_ALL)
+		attach_loop(p, KS_WAIT_ALL);
+	p->loop_learn_ns = now_ns();
+	return !existed;
+}
+
+void probes_node_unwatch(struct probes *p, pid_t tgid)
+{
+	uint32_t key = (uint32_t)tgid;
+
+	if (!p->node || !p->nwatched)
+		return;
+	if (bpf_map_delete_elem(bpf_map__fd(p->node->maps.node_loops), &key))
+		return; /* not a watched process */
+	if (--p->nwatched == 0) {
+		detach_loop(p, KS_WAIT_ALL, "no node process left");
+		p->loop_learn_ns = 0;
+	}
+}
+
+void probes_node_prune(struct probes *p)
+{
+	struct ks_node_loop v;
+	uint32_t key, next, *prev = NULL;
+	unsigned used = 0;
+	int fd;
+
+	if (!p->node || !p->nwatched || !p->loop_learn_ns ||
+	    now_ns() - p->loop_learn_ns < LOOP_LEARN_NS)
+		return;
+	fd = bpf_map__fd(p->node->maps.node_loops);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		if (!v.waits_seen)
+			return; /* a loop that has not waited yet: keep all */
+		used |= v.waits_seen;
+	}
+	p->loop_learn_ns = 0;
+	detach_loop(p, p->loop_on & ~used,
+		    "no watched Node.js main thread waits in them");
+}
+
+/*
+ * GC uprobes on a node binary, and its OpenSSL for HTTPS. A binary
+ * without the GC symbol loses the GC pauses only: the event loop does
+ * not depend on symbols.
+ */
 int probes_node_attach(struct probes *p, const char *path)
 {
-	static const struct {
-		const char *prog, *func;
-		int ret;
-	} map[] = {
-		{ "handle_uv_poll_enter", "uv__io_poll", 0 },
-		{ "handle_uv_poll_exit", "uv__io_poll", 1 },
-		{ "handle_gc_enter",
-		  "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE",
-		  0 },
-		{ "handle_gc_exit",
-		  "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE",
-		  1 },
-	};
+	static const char gc_sym[] =
+		"_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpaceENS0_23GarbageCollectionReasonENS_15GCCallbackFlagsE";
+	static const char *const progs[2] = { "handle_gc_enter",
+					      "handle_gc_exit" };
 	struct probe_group *g = &p->groups[PG_NODE];
-	struct bpf_link *links[4];
+	struct bpf_link *links[2];
 	struct stat st;
 	unsigned i;
-	int err;
+	int err = 0;
 
 	if (!p->node)
 		return -ENOTSUP;
@@ -514,38 +734,43 @@ int probes_node_attach(struct probes *p, const char *path)
 		return 0;
 	if (p->nnode_bins >= 16)
 		return -ENOSPC;
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = map[i].func,
-			    .retprobe = map[i].ret != 0);
+	for (i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = gc_sym,
+			    .retprobe = i == 1);
 		struct bpf_program *prog =
 			bpf_object__find_program_by_name(p->node->obj,
-							 map[i].prog);
+							 progs[i]);
 
 		links[i] = bpf_program__attach_uprobe_opts(prog, -1, path, 0,
 							   &uo);
 		err = libbpf_get_error(links[i]);
-		if (err) {
-			while (i > 0)
-				bpf_link__destroy(links[--i]);
-			snprintf(g->error, sizeof(g->error),
-				 "%s: symbol %s not usable: %s", path,
-				 map[i].func, strerror(-err));
-			log_warn("probe group %s: %s", g->name, g->error);
-			/* Not retried while the file is there: the binary
-			 * lacks the symbol. */
-			if (!access(path, R_OK))
-				p->node_bins[p->nnode_bins++] = st;
-			return err;
-		}
+		if (err)
+			break;
 	}
-	for (i = 0; i < 4; i++)
-		if (p->nlinks < (int)(sizeof(p->links) / sizeof(p->links[0])))
-			p->links[p->nlinks++] = links[i];
+	if (err) {
+		while (i > 0)
+			bpf_link__destroy(links[--i]);
+		snprintf(g->error, sizeof(g->error),
+			 "%s: symbol v8::internal::Heap::CollectGarbage not usable: %s (GC pauses not measured; the event loop is)",
+			 path, strerror(-err));
+		log_warn("probe group %s: %s", g->name, g->error);
+		/* Not retried while the file is there: the binary lacks the
+		 * symbol. */
+		if (access(path, R_OK))
+			return err;
+		p->node_bins[p->nnode_bins++] = st;
+		attach_ssl(p, path);
+		return err;
+	}
+	for (i = 0; i < 2; i++)
+		keep_link(p, links[i]);
 	p->node_bins[p->nnode_bins++] = st;
-	g->nprogs += 4;
+	p->ngc_bins++;
+	g->nprogs += 2;
 	g->attached = 1;
-	g->error[0] = '\0';
-	log_info("attached Node.js event-loop and GC probes to %s", path);
+	if (!strcmp(g->error, NODE_NONE))
+		g->error[0] = '\0';
+	log_info("attached Node.js GC probes to %s", path);
 	attach_ssl(p, path);
 	return 1;
 }
@@ -619,7 +844,7 @@ int probes_open(struct probes **out, pid_t self,
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
-		names[PG_NODE], "uprobes on node: uv__io_poll (event loop), v8 Heap::CollectGarbage (GC)",
+		names[PG_NODE], "event loop: epoll_pwait/epoll_wait/epoll_pwait2 enter/exit tracepoints on node processes' main thread (attached while one runs; once every loop has waited, only the ones they use); GC: uprobes on node's v8 Heap::CollectGarbage",
 		0
 	};
 	p->groups[PG_L7] = (struct probe_group){
@@ -682,6 +907,7 @@ void probes_close(struct probes *p)
 	ring_buffer__free(p->rb);
 	while (p->nlinks > 0)
 		bpf_link__destroy(p->links[--p->nlinks]);
+	detach_loop(p, KS_WAIT_ALL, "exiting");
 	bpf_link__destroy(p->offcpu_link);
 	pgusdt_bpf__destroy(p->pg);
 	node_bpf__destroy(p->node);

@@ -80,8 +80,21 @@ void probes_offcpu_put(struct probes *p);
  * binary already was, -errno on failure (the group's error says why).
  */
 int probes_pg_attach(struct probes *p, const char *binary_path);
-/* The same for a node binary: event loop and GC uprobes. */
+/* The same for a node binary: GC uprobes (and its OpenSSL for HTTPS). */
 int probes_node_attach(struct probes *p, const char *binary_path);
+/*
+ * Node's main event loop is measured per process: watch adds a node
+ * process (1 if new, 0 if it was watched: its state is reset, e.g. after a
+ * second exec; -errno), attaching the epoll tracepoints with the first
+ * one; unwatch removes it (exit, or exec of something else), detaching
+ * them with the last one.
+ */
+int probes_node_watch(struct probes *p, pid_t tgid);
+void probes_node_unwatch(struct probes *p, pid_t tgid);
+/* Once every watched loop has waited for a while, detach the tracepoints
+ * of the wait syscalls none of them uses (other programs' epoll_wait need
+ * not run a program). Called every refresh. */
+void probes_node_prune(struct probes *p);
 /* Names and ids of the loaded BPF programs (for bench and debugging). */
 int probes_prog_ids(struct probes *p, uint32_t *ids, const char **names,
 		    int max);

@@ -139,11 +139,11 @@ static int register_all(struct telemetry *t)
 			  L_SERVICE, 0);
 	t->loop_util = fam(t, "nodejs_eventloop_utilization_ratio",
 			   METRIC_GAUGE,
-			   "Share of the last refresh interval the Node.js event loop spent outside uv__io_poll (running callbacks), 0..1.",
+			   "Share of the last refresh interval the Node.js main event loop spent running callbacks (outside its epoll wait), 0..1.",
 			   L_SERVICE, 0);
 	t->loop_busy = fam(t, "katascope_nodejs_eventloop_iteration_busy_seconds",
 			   METRIC_HISTOGRAM,
-			   "Busy time of each event-loop iteration (from leaving uv__io_poll to entering it again): what blocks the loop.",
+			   "Busy time of each event-loop iteration (from the return of the loop's epoll wait to the next wait): what blocks the loop.",
 			   L_SERVICE, 1);
 	t->gc = fam(t, "v8js_gc_duration_seconds", METRIC_HISTOGRAM,
 		    "V8 garbage-collection pauses (Heap::CollectGarbage), by type: minor (scavenge) or major (mark-compact).",
@@ -289,7 +289,7 @@ static void refresh_loops(struct telemetry *t)
 {
 	unsigned i;
 
-	/* A loop with no poll return this interval keeps its last value. */
+	/* A loop with no wait or return this interval keeps its last value. */
 	for (i = 0; i < t->nloops; i++) {
 		const char *lv[] = { t->loops[i].service };
 		uint64_t all = t->loops[i].busy + t->loops[i].idle;

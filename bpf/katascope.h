@@ -182,15 +182,39 @@ struct ks_pid_stats {
 	__u64 pg_buf_hits; /* buffer__read__done with found */
 	__u64 pg_buf_reads; /* ... not found: read from disk/OS cache */
 	__u64 pg_deadlocks;
-	/* Node.js (uprobes on libuv and V8) */
-	__u64 loop_busy_ns; /* event loop outside uv__io_poll */
+	/* Node.js: main event loop (epoll syscall tracepoints), GC (uprobes
+	 * on V8) */
+	__u64 loop_busy_ns; /* main thread outside the epoll wait */
 	__u64 loop_idle_ns; /* ... inside it (waiting for I/O) */
 	__u64 loop_busy_sum_ns;
-	__u64 loop_busy[KS_LAT_BUCKETS]; /* busy time per loop iteration */
+	__u64 loop_busy[KS_LAT_BUCKETS]; /* busy time per loop iteration: a
+					  * wait's return to the next entry */
 	__u64 gc_minor_sum_ns;
 	__u64 gc_minor[KS_LAT_BUCKETS]; /* scavenges */
 	__u64 gc_major_sum_ns;
 	__u64 gc_major[KS_LAT_BUCKETS]; /* mark-compact */
+};
+
+/*
+ * The value of node.bpf.c's node_loops map, keyed by the tgid of a node
+ * process: its main thread's epoll wait state. The agent inserts it zeroed
+ * when it sees a node process and deletes it when the process exits; it
+ * reads waits_seen to detach the tracepoints of the wait syscalls no
+ * watched loop uses.
+ */
+struct ks_node_loop {
+	__u64 wait_enter; /* 0 when not inside an epoll wait */
+	__u64 wait_exit; /* last return from one; 0 before the first seen */
+	__u32 waits_seen; /* KS_WAIT_* bits: the wait syscalls it used */
+	__u32 pad;
+};
+
+/* The epoll wait syscalls, as bits (ks_node_loop.waits_seen). */
+enum {
+	KS_WAIT_EPOLL_PWAIT = 1,
+	KS_WAIT_EPOLL_WAIT = 2,
+	KS_WAIT_EPOLL_PWAIT2 = 4,
+	KS_WAIT_ALL = 7,
 };
 
 /*

@@ -38,8 +38,10 @@ def main():
     print(p.stderr[-2000:])
     r.check(p.returncode in (0, 3), "bench/uprobes_bench.py --quick ran "
             "(exit %d)" % p.returncode)
-    r.check("ssl uprobes:" in p.stdout and "node uprobes:" in p.stdout,
-            "it reported the Node and SSL uprobes' cost")
+    r.check("ssl uprobes:" in p.stdout and
+            "node event-loop tracepoints" in p.stdout,
+            "it reported the Node event-loop tracepoints' and the SSL "
+            "uprobes' cost")
     r.done()
 
 

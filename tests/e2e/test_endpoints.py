@@ -35,9 +35,10 @@ def main():
                              "profile", "sched", "tcp"], "probe groups listed")
         for g in names.values():
             if g["name"] in ("postgres", "node") and not g["attached"]:
-                # Attached when such a binary runs; until then it says so.
-                r.check("binary seen yet" in g["error"],
-                        "group %s waits for its binary: %s" % (g["name"],
+                # Attached when such a process runs; until then it says
+                # so.
+                r.check("attached when one runs" in g["error"],
+                        "group %s waits for its process: %s" % (g["name"],
                                                                g["error"]))
                 continue
             r.check(g["attached"] and g["programs"] > 0 and not g["error"],
