@@ -52,6 +52,7 @@ struct l7 {
 	struct metric_family *http_aborted;
 	struct metric_family *http_guessed;
 	struct metric_family *routes_collapsed;
+	struct metric_family *unmatched, *unparsed;
 	struct pending *pending;
 	struct guard_slot *guards[MAX_GUARDS];
 	unsigned nguards;
@@ -96,8 +97,19 @@ struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 		reg, "katascope_http_route_collapsed_total", METRIC_COUNTER,
 		"Route segments replaced by * by the per-service cardinality guard.",
 		svc, NULL, 0);
+	l->unmatched = metric_family_new(
+		reg, "katascope_http_server_responses_unmatched_total",
+		METRIC_COUNTER,
+		"HTTP responses (or aborts) whose request was not seen: the request came before the agent started, its record was lost, or its captured bytes were overwritten (katascope_map_full_dropped_total{map=\"request_heads\"}). Not in the duration histogram.",
+		svc, NULL, 0);
+	l->unparsed = metric_family_new(
+		reg, "katascope_http_server_requests_unparsed_total",
+		METRIC_COUNTER,
+		"Request records whose first bytes did not parse as an HTTP/1.x request line.",
+		svc, NULL, 0);
 	if (!l->pending || !l->client || !l->http_dur || !l->http_aborted ||
-	    !l->http_guessed || !l->routes_collapsed) {
+	    !l->http_guessed || !l->routes_collapsed || !l->unmatched ||
+	    !l->unparsed) {
 		l7_free(l);
 		return NULL;
 	}
@@ -226,7 +238,10 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 	while (len > 0 && p->n < PIPELINE_MAX) {
 		if (describe(l, e, buf, len, &p->q[p->n], &req)) {
 			if (p->n == 0) {
+				const char *sv[] = { e->service };
+
 				l->st.unparsed++;
+				metric_add(l->unparsed, sv, 1);
 				if (l->spans)
 					trace_request(l, e, ev, NULL, NULL);
 			}
@@ -274,7 +289,10 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	if (l->spans)
 		trace_end(l, ev);
 	if (p->conn_id != ev->conn_id) {
+		const char *sv[] = { e->service };
+
 		l->st.unmatched++;
+		metric_add(l->unmatched, sv, 1);
 		return;
 	}
 	/* More responses than the capture held requests: labelled as cut. */

@@ -205,6 +205,10 @@ def run_mix(r, agent, port, early):
             "(sum %.4f)" % chunked)
     r.eq(ks.value(s, "katascope_http_server_end_guessed_total",
                   service_name=SVC), 0, "every response end seen exactly")
+    r.eq(ks.value(s, "katascope_http_server_responses_unmatched_total",
+                  service_name=SVC), 0, "every response matched its request")
+    r.eq(ks.value(s, "katascope_map_full_dropped_total",
+                  map="request_heads"), 0, "no request head overwritten")
 
 
 if __name__ == "__main__":
