@@ -23,6 +23,12 @@
  * start; each response written while the connection is idle after a
  * request starts the next one's exchange, and user space takes the
  * requests, in order, from the captured bytes.
+ *
+ * One ring record per exchange: a server's request bytes wait in the
+ * connection's slot of req_heads and leave with the record that ends the
+ * exchange, and an HTTP client's request needs only its method, kept in
+ * the connection state. Tracing (split_records) needs to know a request
+ * when it starts, so then a REQUEST record is sent at the start as well.
  */
 #include "sockfd.bpf.h"
 
