@@ -465,59 +465,45 @@ static __always_inline int head_line(struct head_scan *h, __u32 j)
 	return 0;
 }
 
-#define LOWS7 0x7f7f7f7f7f7f7f7fULL
-
-/* One bit (0x80 of its byte) per '\n' byte of w, exactly. */
-static __always_inline __u64 newlines(__u64 w)
+/* Does w hold a '\n'? (a zero byte in w ^ "\n\n\n\n\n\n\n\n") */
+static __always_inline int has_newline(__u64 w)
 {
-	__u64 x = w ^ (ONES * '\n'); /* '\n' bytes become zero */
+	__u64 x = w ^ (ONES * '\n');
 
-	return ~(((x & LOWS7) + LOWS7) | x | LOWS7);
+	return ((x - ONES) & ~x & HIGHS) != 0;
 }
 
-/*
- * The lines starting after the '\n's of the 8 bytes at base, lowest
- * first: the lowest set bit 1 << (8k + 7) is turned into k by one
- * multiply (byte j of the constant holds 7 - j, so byte 7 of the product
- * holds k).
- */
-static __always_inline int scan_lines(struct head_scan *h, __u64 m,
+/* The lines starting in the 8 bytes at base, which hold a '\n'. */
+static __always_inline int scan_lines(struct head_scan *h, __u64 w,
 				      __u32 base)
 {
-	__u64 low, k;
-	__u32 i;
+	__u32 k;
 
-	for (i = 0; i < 8 && m; i++) {
-		low = m & -m;
-		k = ((low >> 7) * 0x0001020304050607ULL) >> 56;
-		if (head_line(h, base + (__u32)k))
+#pragma unroll
+	for (k = 0; k < 8; k++)
+		if (((w >> (8 * k)) & 0xff) == '\n' && head_line(h, base + k))
 			return 1;
-		m &= m - 1;
-	}
 	return 0;
 }
 
 /*
- * Thirty-two bytes of the head per call (bpf_loop callback, verified
- * once): a word without a '\n' costs a few instructions, and a line start
- * is found by bit arithmetic rather than byte by byte.
+ * Sixteen bytes of the head per call (bpf_loop callback, verified once): a
+ * stretch without a '\n' costs a few instructions, a call per byte would
+ * cost the callback overhead 256 times (measured: 2 us per head).
  */
 static long scan_word(__u32 i, struct head_scan *h)
 {
-	__u64 base = (__u64)i * 32, m;
-	__u32 k;
+	__u64 base = (__u64)i * 16, w0, w1;
 
 	if (base >= h->n || base >= HEAD_SCAN)
 		return 1;
-	VERIFIER_BOUND(base, 0xe0);
-#pragma unroll
-	for (k = 0; k < 4; k++) {
-		if (base + 8 * k >= h->n)
-			return 1;
-		m = newlines(*(__u64 *)(h->b + base + 8 * k));
-		if (m && scan_lines(h, m, (__u32)base + 8 * k))
-			return 1;
-	}
+	VERIFIER_BOUND(base, 0xf0);
+	w0 = *(__u64 *)(h->b + base);
+	w1 = *(__u64 *)(h->b + base + 8);
+	if (has_newline(w0) && scan_lines(h, w0, (__u32)base))
+		return 1;
+	if (has_newline(w1) && scan_lines(h, w1, (__u32)base + 8))
+		return 1;
 	return 0;
 }
 
@@ -556,7 +542,7 @@ static __always_inline void parse_response(struct l7_conn *c,
 	c->status = status;
 	h.b = s->b;
 	h.n = n;
-	bpf_loop(HEAD_SCAN / 32, scan_word, &h, 0);
+	bpf_loop(HEAD_SCAN / 16, scan_word, &h, 0);
 	if (h.chunked)
 		c->flags |= CF_CHUNKED;
 	if (!h.head_len)
