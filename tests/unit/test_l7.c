@@ -119,21 +119,38 @@ static uint64_t total(struct metric_registry *r, const char *name,
 
 static struct ks_l7_event ev;
 
+/* The fields every record of these tests shares. */
+static void base(struct ks_l7_event *e, uint64_t conn, uint32_t kind,
+		 uint64_t start, uint64_t end_ns, uint16_t status,
+		 uint32_t flags)
+{
+	memset(e, 0, sizeof(*e));
+	e->hdr.type = KS_EV_L7;
+	e->hdr.pid = (uint32_t)(conn >> 32);
+	e->conn_id = conn;
+	e->start_ns = start;
+	e->end_ns = end_ns;
+	e->kind = kind;
+	e->status = status;
+	e->lport = 8080;
+	e->rport = 40000;
+	e->family = 2;
+	e->flags = flags;
+}
+
+/* Request bytes as the kernel captures them: up to KS_L7_DATA of len. */
+static void put_data(struct ks_l7_event *e, const void *head, size_t len)
+{
+	e->total_len = (uint32_t)len;
+	e->len = (uint32_t)(len > KS_L7_DATA ? KS_L7_DATA : len);
+	memcpy(e->data, head, e->len);
+}
+
 static void request_n(struct l7 *l, const struct proc_entry *e, uint64_t conn,
 		      uint64_t start, const void *head, size_t len)
 {
-	memset(&ev, 0, sizeof(ev));
-	ev.hdr.type = KS_EV_L7;
-	ev.hdr.pid = (uint32_t)(conn >> 32);
-	ev.conn_id = conn;
-	ev.start_ns = start;
-	ev.kind = KS_L7_HTTP_REQUEST;
-	ev.lport = 8080;
-	ev.rport = 40000;
-	ev.family = 2;
-	ev.total_len = (uint32_t)len;
-	ev.len = (uint32_t)(len > KS_L7_DATA ? KS_L7_DATA : len);
-	memcpy(ev.data, head, ev.len);
+	base(&ev, conn, KS_L7_HTTP_REQUEST, start, 0, 0, 0);
+	put_data(&ev, head, len);
 	l7_on_event(l, e, &ev);
 }
 
@@ -153,18 +170,7 @@ static void end(struct l7 *l, const struct proc_entry *e, uint64_t conn,
 	struct ks_l7_event full;
 	void *d = malloc(n);
 
-	memset(&full, 0, sizeof(full));
-	full.hdr.type = KS_EV_L7;
-	full.hdr.pid = (uint32_t)(conn >> 32);
-	full.conn_id = conn;
-	full.start_ns = start;
-	full.end_ns = end_ns;
-	full.kind = kind;
-	full.status = status;
-	full.lport = 8080;
-	full.rport = 40000;
-	full.family = 2;
-	full.flags = flags;
+	base(&full, conn, kind, start, end_ns, status, flags);
 	memcpy(d, &full, n);
 	l7_on_event(l, e, d);
 	free(d);
@@ -182,23 +188,8 @@ static void end_head(struct l7 *l, const struct proc_entry *e, uint64_t conn,
 		     uint32_t kind, uint64_t start, uint64_t end_ns,
 		     uint16_t status, uint32_t flags, const char *head)
 {
-	size_t len = strlen(head);
-
-	memset(&ev, 0, sizeof(ev));
-	ev.hdr.type = KS_EV_L7;
-	ev.hdr.pid = (uint32_t)(conn >> 32);
-	ev.conn_id = conn;
-	ev.start_ns = start;
-	ev.end_ns = end_ns;
-	ev.kind = kind;
-	ev.status = status;
-	ev.lport = 8080;
-	ev.rport = 40000;
-	ev.family = 2;
-	ev.flags = flags | KS_L7_F_HEAD;
-	ev.total_len = (uint32_t)len;
-	ev.len = (uint32_t)(len > KS_L7_DATA ? KS_L7_DATA : len);
-	memcpy(ev.data, head, ev.len);
+	base(&ev, conn, kind, start, end_ns, status, flags | KS_L7_F_HEAD);
+	put_data(&ev, head, strlen(head));
 	l7_on_event(l, e, &ev);
 }
 
