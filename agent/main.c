@@ -82,33 +82,48 @@ static uint64_t mono_ns(void)
  * Node's event loop is measured per process: a node process is watched
  * (its main thread's epoll waits) until it exits or execs something else.
  */
-static void maybe_runtime(struct agent *a, int pid, const char *path)
+enum runtime { RT_NONE, RT_NODE, RT_POSTGRES };
+
+static enum runtime runtime_of(const char *path)
 {
 	const char *base = strrchr(path, '/');
-	char link[64], exe[PI_PATH_LEN], bin[PI_PATH_LEN + 64];
-	struct stat want, st;
-	ssize_t n;
-	int node;
 
 	base = base ? base + 1 : path;
-	node = !strcmp(base, "node") || !strcmp(base, "nodejs");
-	if (!node)
+	if (!strcmp(base, "node") || !strcmp(base, "nodejs"))
+		return RT_NODE;
+	if (!strcmp(base, "postgres") || !strcmp(base, "postmaster"))
+		return RT_POSTGRES;
+	return RT_NONE;
+}
+
+static void maybe_runtime(struct agent *a, int pid, const char *path)
+{
+	char link[64], exe[PI_PATH_LEN], bin[PI_PATH_LEN + 64];
+	enum runtime rt = runtime_of(path);
+	struct stat want, st;
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		/* A script run through its #! line: the file exec'd is the
+		 * script, the image is the interpreter's. */
+		if (rt == RT_NONE)
+			rt = runtime_of(exe);
+	}
+	if (rt != RT_NODE)
 		probes_node_unwatch(a->probes, pid);
-	if (strcmp(base, "postgres") && strcmp(base, "postmaster") && !node)
+	if (rt == RT_NONE || n <= 0 || stat(link, &want))
 		return;
 	/* A path that outlives the process: the binary's own path when it
 	 * is the same file here, else through the process's root. */
-	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
-	n = readlink(link, exe, sizeof(exe) - 1);
-	if (n <= 0 || stat(link, &want))
-		return;
-	exe[n] = '\0';
 	if (!stat(exe, &st) && st.st_dev == want.st_dev &&
 	    st.st_ino == want.st_ino)
 		snprintf(bin, sizeof(bin), "%s", exe);
 	else
 		snprintf(bin, sizeof(bin), "/proc/%d/root%s", pid, exe);
-	if (!node) {
+	if (rt == RT_POSTGRES) {
 		probes_pg_attach(a->probes, bin);
 		return;
 	}

@@ -24,6 +24,7 @@ import ks
 
 SVC = "ks-e2e-node"
 SVC_LATE = "ks-e2e-node-late"
+SVC_SHEBANG = "ks-e2e-node-shebang"
 SVC_FAKE = "ks-e2e-node-nosyms"
 # An asyncio loop: one 200 ms busy callback, otherwise a 50 ms timer.
 FAKE = """
@@ -46,9 +47,19 @@ K = 7
 SCRIPT = os.path.join(ks.SRC, "tests", "e2e", "progs", "loop.js")
 
 
-def start_node(service):
+def start_node(service, tmpdir=None):
+    """The workload under node; with tmpdir, as an executable script whose
+    #! line names node (the file exec'd is then not called node)."""
     env = dict(os.environ, OTEL_SERVICE_NAME=service)
-    p = subprocess.Popen(["node", "--expose-gc", SCRIPT], env=env,
+    cmd = ["node", "--expose-gc", SCRIPT]
+    if tmpdir:
+        path = os.path.join(tmpdir, "app-with-shebang.js")
+        with open(path, "w") as f:
+            f.write("#!%s --expose-gc\nrequire(%r);\n" %
+                    (shutil.which("node"), SCRIPT))
+        os.chmod(path, 0o755)
+        cmd = [path]
+    p = subprocess.Popen(cmd, env=env,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True)
     assert p.stdout.readline().strip() == "ready"
@@ -111,7 +122,9 @@ def main():
                 r.check(abs(u - own) <= 0.1, "agent's utilization %.3f "
                         "within 0.1 of Node's own %.3f" % (u, own))
 
-            late(r, agent)
+            late(r, agent, SVC_LATE)
+            with tempfile.TemporaryDirectory() as tmp:
+                late(r, agent, SVC_SHEBANG, tmp)
 
             gc = "v8js_gc_duration_seconds_count"
             major0 = m(gc, v8js_gc_type="major")
@@ -131,16 +144,18 @@ def main():
     r.done()
 
 
-def late(r, agent):
-    """A node process exec'd while the agent runs is watched too."""
-    q = start_node(SVC_LATE)
+def late(r, agent, service, tmpdir=None):
+    """A node process exec'd while the agent runs is watched too (with
+    tmpdir: started through a script's #! line)."""
+    q = start_node(service, tmpdir)
+    how = "through a #! script" if tmpdir else "as node"
     try:
         h = "katascope_nodejs_eventloop_iteration_busy_seconds"
 
         def above():
             s = agent.metrics()
-            return (ks.value(s, h + "_count", service_name=SVC_LATE) -
-                    ks.value(s, h + "_bucket", service_name=SVC_LATE,
+            return (ks.value(s, h + "_count", service_name=service) -
+                    ks.value(s, h + "_bucket", service_name=service,
                              le="0.1"))
         time.sleep(1.5)
         before = above()
@@ -148,8 +163,8 @@ def late(r, agent):
         q.stdin.flush()
         q.stdout.readline()
         time.sleep(1.5)
-        r.eq(above() - before, 1, "node started after the agent: its "
-             "200 ms block is one iteration above 0.1 s")
+        r.eq(above() - before, 1, "node started after the agent %s: its "
+             "200 ms block is one iteration above 0.1 s" % how)
     finally:
         q.kill()
         q.wait()
