@@ -163,6 +163,32 @@ def histograms(samples, name, service):
     return out
 
 
+def otlp_decode(body, signal="metrics"):
+    """An OTLP protobuf export request ("metrics" or "traces") as
+    protobufjs JSON, decoded by tests/e2e/app/otlp_decode.js: a decoder
+    that shares no code with the agent."""
+    app = os.path.join(SRC, "tests", "e2e", "app")
+    cmd = ["node", os.path.join(app, "otlp_decode.js")]
+    if signal != "metrics":
+        cmd.append(signal)
+    p = subprocess.run(cmd, input=body, stdout=subprocess.PIPE, cwd=app,
+                       check=True)
+    return json.loads(p.stdout)
+
+
+def otlp_value(v):
+    """A decoded AnyValue as a Python value (ints arrive as strings)."""
+    for k in ("stringValue", "intValue", "boolValue", "doubleValue"):
+        if k in v:
+            return int(v[k]) if k == "intValue" else v[k]
+    return None
+
+
+def otlp_attrs(kvs):
+    """Decoded KeyValue list -> {key: value}."""
+    return {kv["key"]: otlp_value(kv.get("value", {})) for kv in kvs or []}
+
+
 def wait_for(fn, timeout=10, interval=0.2):
     """Poll fn until it returns a true value; return its last value."""
     deadline = time.time() + timeout

@@ -9,7 +9,6 @@ decoder, the protobufjs code of @opentelemetry/otlp-transformer
 compared: attributes (semantic-convention names and types), count, sum,
 bounds and per-bucket counts, temporality. Resources, counters, gauges and
 the stable start time are checked too."""
-import json
 import os
 import socket
 import subprocess
@@ -40,30 +39,6 @@ def get_raw(url):
         return r.status, dict(r.headers), r.read()
 
 
-def decode(body):
-    p = subprocess.run(["node", os.path.join(APP_DIR, "otlp_decode.js")],
-                       input=body, stdout=subprocess.PIPE, cwd=APP_DIR,
-                       check=True)
-    return json.loads(p.stdout)
-
-
-def any_value(v):
-    """A decoded AnyValue as a Python value (ints arrive as strings)."""
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "boolValue" in v:
-        return v["boolValue"]
-    if "doubleValue" in v:
-        return v["doubleValue"]
-    return None
-
-
-def attrs(kvs):
-    return {kv["key"]: any_value(kv.get("value", {})) for kv in kvs or []}
-
-
 def svc_series(samples):
     """The Node service's histogram samples only."""
     return ks.service_series(samples, HIST, SVC)
@@ -76,7 +51,7 @@ def prom_histograms(samples):
 
 def resource_of(req, service):
     for rm in req.get("resourceMetrics", []):
-        if attrs(rm.get("resource", {}).get("attributes")).get(
+        if ks.otlp_attrs(rm.get("resource", {}).get("attributes")).get(
                 "service.name") == service:
             return rm
     return None
@@ -133,7 +108,7 @@ def snapshot(agent, r):
         after = ks.parse_prom(agent.metrics_text())
         if svc_series(before) == svc_series(after):
             r.eq(st, 200, "GET /v1/metrics status")
-            return before, decode(body), headers, families(text)
+            return before, ks.otlp_decode(body), headers, families(text)
         time.sleep(0.3)
     raise RuntimeError("/metrics never stable around /v1/metrics")
 
@@ -172,7 +147,7 @@ def main():
         # The start time is the agent's, stable; the point time moves on.
         time.sleep(0.2)
         _, body2 = get_raw(agent.url + "/v1/metrics")[0::2]
-        req2 = decode(body2)
+        req2 = ks.otlp_decode(body2)
         p1 = first_point(req, SVC, "http.server.request.duration")
         p2 = first_point(req2, SVC, "http.server.request.duration")
         if r.check(p1 and p2, "points in both fetches"):
@@ -209,7 +184,7 @@ def check_http(r, samples, req, port):
     prom = prom_histograms(samples)
     otlp = {}
     for p in h.get("dataPoints", []):
-        a = attrs(p.get("attributes"))
+        a = ks.otlp_attrs(p.get("attributes"))
         r.check("service.name" not in a and "service_name" not in a,
                 "no service name on the point")
         # Back to Prometheus labels to find the /metrics series.
@@ -247,7 +222,7 @@ def check_http(r, samples, req, port):
         if users <= key:
             seen_users = True
             r.eq(count, 12, "the 12 GET /users/N counted")
-            a = attrs(p["attributes"])
+            a = ks.otlp_attrs(p["attributes"])
             r.eq(a.get("http.request.method"), "GET", "http.request.method")
             r.eq(a.get("http.route"), "/users/{id}", "http.route")
             r.eq(a.get("http.response.status_code"), 200,
@@ -268,7 +243,7 @@ def check_resources(r, req):
     host = socket.gethostname()
     bad = []
     for rm in req.get("resourceMetrics", []):
-        a = attrs(rm.get("resource", {}).get("attributes"))
+        a = ks.otlp_attrs(rm.get("resource", {}).get("attributes"))
         scopes = rm.get("scopeMetrics", [])
         if not (a.get("service.name") and a.get("host.name") == host and
                 a.get("telemetry.sdk.name") == "katascope" and
@@ -277,7 +252,7 @@ def check_resources(r, req):
             bad.append(a)
     r.eq(bad, [], "every resource has service.name, host.name=%s, "
          "telemetry.sdk.name and one scope 'katascope'" % host)
-    names = [attrs(rm["resource"].get("attributes")).get("service.name")
+    names = [ks.otlp_attrs(rm["resource"].get("attributes")).get("service.name")
              for rm in req.get("resourceMetrics", [])]
     r.eq(len(names), len(set(names)), "one resource per service")
 
@@ -290,7 +265,7 @@ def check_other_metrics(r, samples, req, fams):
         r.eq(mem.get("unit"), "1", "system.memory.utilization unit")
     info = agent.get("katascope.build.info")
     r.check(info is not None and
-            attrs(info["gauge"]["dataPoints"][0].get("attributes")).get(
+            ks.otlp_attrs(info["gauge"]["dataPoints"][0].get("attributes")).get(
                 "version"), "katascope.build.info with its version")
     ev = agent.get("katascope.events")
     if r.check(ev is not None and ev.get("data") == "sum",

@@ -134,23 +134,9 @@ class Receiver:
         return [r for r in self.snapshot() if r["path"] == "/v1/metrics"]
 
 
-def decode_js(raw):
-    p = subprocess.run(["node", os.path.join(APP_DIR, "otlp_decode.js")],
-                       input=raw, stdout=subprocess.PIPE, cwd=APP_DIR,
-                       check=True)
-    return json.loads(p.stdout)
-
-
 def decode_c(raw):
     p = subprocess.run([DUMP], input=raw, stdout=subprocess.PIPE, check=True)
     return json.loads(p.stdout)
-
-
-def js_value(v):
-    for k in ("stringValue", "boolValue", "doubleValue"):
-        if k in v:
-            return v[k]
-    return int(v["intValue"]) if "intValue" in v else None
 
 
 def js_resources(req):
@@ -158,7 +144,7 @@ def js_resources(req):
     the form of decode_c, so the two decoders compare directly."""
     out = {}
     for rm in req.get("resourceMetrics", []):
-        ra = {kv["key"]: js_value(kv.get("value", {}))
+        ra = {kv["key"]: ks.otlp_value(kv.get("value", {}))
               for kv in rm.get("resource", {}).get("attributes", [])}
         ms = {}
         for sm in rm.get("scopeMetrics", []):
@@ -168,7 +154,7 @@ def js_resources(req):
                 pts = []
                 for p in m["histogram"].get("dataPoints", []):
                     pts.append({
-                        "attributes": {kv["key"]: js_value(kv["value"])
+                        "attributes": {kv["key"]: ks.otlp_value(kv["value"])
                                        for kv in p.get("attributes", [])},
                         "count": int(p.get("count", 0)),
                         "sum": p.get("sum", 0.0),
@@ -293,15 +279,11 @@ def check_traces_push(r):
                 for q in recv.snapshot():
                     if q["path"] != "/v1/traces":
                         continue
-                    d = subprocess.run(
-                        ["node", os.path.join(APP_DIR, "otlp_decode.js"),
-                         "traces"], input=q["raw"], stdout=subprocess.PIPE,
-                        cwd=APP_DIR, check=True)
-                    for rs in json.loads(d.stdout).get("resourceSpans", []):
-                        names = [js_value(a["value"]) for a in
-                                 rs.get("resource", {}).get("attributes", [])
-                                 if a["key"] == "service.name"]
-                        if names != [svc]:
+                    d = ks.otlp_decode(q["raw"], "traces")
+                    for rs in d.get("resourceSpans", []):
+                        ra = ks.otlp_attrs(
+                            rs.get("resource", {}).get("attributes"))
+                        if ra.get("service.name") != svc:
                             continue
                         for ss in rs.get("scopeSpans", []):
                             out.extend(ss.get("spans", []))
@@ -358,7 +340,7 @@ def check_push(r, recv, agent, app):
     r.eq(sum(v[0] for v in prom.values()), total,
          "/metrics counts all %d requests" % total)
     c = c_resources(decode_c(push["raw"]))
-    js = js_resources(decode_js(push["raw"]))
+    js = js_resources(ks.otlp_decode(push["raw"]))
     r.eq(otlp_http_points(c), prom,
          "protobuf-c decode: counts, sums, buckets equal /metrics")
     r.eq(otlp_http_points(js), prom,

@@ -34,36 +34,18 @@ SLOW_MS = 80
 SLEEP_MS = 120
 
 
-def decode(body):
-    p = subprocess.run(["node", os.path.join(APP_DIR, "otlp_decode.js"),
-                        "traces"], input=body, stdout=subprocess.PIPE,
-                       cwd=APP_DIR, check=True)
-    return json.loads(p.stdout)
-
-
-def any_value(v):
-    for k in ("stringValue", "intValue", "boolValue", "doubleValue"):
-        if k in v:
-            return int(v[k]) if k == "intValue" else v[k]
-    return None
-
-
-def attrs(kvs):
-    return {kv["key"]: any_value(kv.get("value", {})) for kv in kvs or []}
-
-
 def fetch(agent):
     """(content type, [(resource attrs, span)]) of our service."""
     with urllib.request.urlopen(agent.url + "/v1/traces", timeout=10) as r:
         ctype, body = r.headers.get("Content-Type"), r.read()
     out = []
-    for rs in decode(body).get("resourceSpans", []):
-        ra = attrs(rs.get("resource", {}).get("attributes"))
+    for rs in ks.otlp_decode(body, "traces").get("resourceSpans", []):
+        ra = ks.otlp_attrs(rs.get("resource", {}).get("attributes"))
         if ra.get("service.name") != SVC:
             continue
         for ss in rs.get("scopeSpans", []):
             for sp in ss.get("spans", []):
-                sp["attrs"] = attrs(sp.get("attributes"))
+                sp["attrs"] = ks.otlp_attrs(sp.get("attributes"))
                 sp["ms"] = (int(sp["endTimeUnixNano"]) -
                             int(sp["startTimeUnixNano"])) / 1e6
                 out.append((ra, sp))
