@@ -10,6 +10,7 @@
  * helpers, which need the whole message anyway.
  */
 #include "l7_http.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <string.h>
@@ -53,25 +54,6 @@ static bool ci_eq(const char *s, size_t len, const char *lit)
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* RFC 9110 token characters, the ones a header name may hold. */
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z'))
-		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 static bool is_ows(char c)
@@ -368,7 +350,7 @@ static bool header_line(struct http1_head *h, const char *line, size_t n)
 		return false;
 	nlen = (size_t)(colon - line);
 	for (i = 0; i < nlen; i++)
-		if (!is_tchar((unsigned char)line[i]))
+		if (!ks_is_tchar((unsigned char)line[i]))
 			return false;
 	v = colon + 1;
 	vlen = n - nlen - 1;
@@ -468,10 +450,10 @@ static ssize_t chunk_size_line(const char *p, size_t len, size_t off,
 	if (!next)
 		return -EAGAIN;
 	*size = 0;
-	for (i = 0; i < n && hex_val(p[off + i]) >= 0; i++) {
+	for (i = 0; i < n && ks_hexval(p[off + i]) >= 0; i++) {
 		if (i >= 15)
 			return -EBADMSG;
-		*size = *size * 16 + (uint64_t)hex_val(p[off + i]);
+		*size = *size * 16 + (uint64_t)ks_hexval(p[off + i]);
 	}
 	if (i == 0)
 		return -EBADMSG;
@@ -581,7 +563,7 @@ static bool lower_hex(const char *s, size_t n, uint8_t *out)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int v = hex_val(s[i]);
+		int v = ks_hexval(s[i]);
 
 		if (v < 0 || (s[i] >= 'A' && s[i] <= 'F'))
 			return false;

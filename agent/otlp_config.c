@@ -3,6 +3,7 @@
  * variables; see otlp_config.h.
  */
 #include "otlp_config.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -89,24 +90,6 @@ int otlp_signal_url(const char *base, const char *path, char *out, size_t cap)
 	return 0;
 }
 
-/* RFC 7230 tchar */
-static int is_tchar(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	       (c >= 'A' && c <= 'Z') || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void trim(const char **s, const char **e)
 {
 	while (*s < *e && (**s == ' ' || **s == '\t'))
@@ -135,7 +118,7 @@ static int parse_member(const char *s, const char *e, char *out)
 	if ((size_t)(ke - ks) + 2 >= OTLP_HEADER_LEN)
 		return -E2BIG;
 	for (; ks < ke; ks++) {
-		if (!is_tchar((unsigned char)*ks))
+		if (!ks_is_tchar((unsigned char)*ks))
 			return -EINVAL;
 		out[n++] = *ks;
 	}
@@ -145,8 +128,8 @@ static int parse_member(const char *s, const char *e, char *out)
 		char c = *vs;
 
 		if (c == '%') {
-			if (ve - vs < 3 || (hi = hexval(vs[1])) < 0 ||
-			    (lo = hexval(vs[2])) < 0)
+			if (ve - vs < 3 || (hi = ks_hexval(vs[1])) < 0 ||
+			    (lo = ks_hexval(vs[2])) < 0)
 				return -EINVAL;
 			c = (char)(hi << 4 | lo);
 			vs += 2;

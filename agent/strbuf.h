@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct strbuf {
 	char *buf;
@@ -44,5 +45,25 @@ void sb_double(struct strbuf *sb, double v);
  */
 size_t ks_utoa(char *buf, unsigned long long v);
 void ks_strlcpy(char *dst, const char *src, size_t cap);
+
+/* The value of a hex digit, either case; -1 for anything else. */
+static inline int ks_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* An RFC 9110 token character (header names, W3C baggage keys...). */
+static inline int ks_is_tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	       (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
 
 #endif

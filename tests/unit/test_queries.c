@@ -18,6 +18,7 @@
 #include "check.h"
 #include "log.h"
 #include "queries.h"
+#include "strbuf.h"
 
 /* ---- a strict JSON checker ---------------------------------------------- */
 
@@ -57,17 +58,6 @@ static const char *j_utf8(const char *s)
 	    (c >= 0xd800 && c <= 0xdfff))
 		return NULL;
 	return s + n + 1;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* A string; decoded (ASCII escapes only) into out if out is not NULL. */
@@ -113,9 +103,9 @@ static const char *j_string(const char *p, char *out, size_t outsz)
 				break;
 			case 'u':
 				for (v = 0, i = 1; i <= 4; i++) {
-					if (hexval(p[i]) < 0)
+					if (ks_hexval(p[i]) < 0)
 						return NULL;
-					v = v * 16 + hexval(p[i]);
+					v = v * 16 + ks_hexval(p[i]);
 				}
 				if (v >= 0x80)
 					return NULL; /* not needed here */
