@@ -4,27 +4,13 @@
  */
 #include "check.h"
 #include "cli.h"
+#include "cli_run.h"
 #include "probes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-
-static enum cli_result run(struct options *o, char *err, int argc, ...)
-{
-	char *argv[16];
-	va_list ap;
-	int i;
-
-	va_start(ap, argc);
-	argv[0] = "katascope";
-	for (i = 1; i < argc; i++)
-		argv[i] = va_arg(ap, char *);
-	argv[argc] = NULL;
-	va_end(ap);
-	return cli_parse(argc, argv, o, err, stdout);
-}
 
 int main(void)
 {

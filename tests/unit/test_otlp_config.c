@@ -6,6 +6,7 @@
  */
 #include "check.h"
 #include "cli.h"
+#include "cli_run.h"
 #include "otlp_config.h"
 
 #include <errno.h>
@@ -272,21 +273,6 @@ static void test_resolve(void)
 		  -EINVAL);
 	CHECK_STR(err, "--otlp-interval needs --otlp-endpoint (or "
 		       "OTEL_EXPORTER_OTLP_ENDPOINT)");
-}
-
-static enum cli_result run(struct options *o, char *err, int argc, ...)
-{
-	char *argv[16];
-	va_list ap;
-	int i;
-
-	va_start(ap, argc);
-	argv[0] = "katascope";
-	for (i = 1; i < argc; i++)
-		argv[i] = va_arg(ap, char *);
-	argv[argc] = NULL;
-	va_end(ap);
-	return cli_parse(argc, argv, o, err, stdout);
 }
 
 static void test_cli(void)
