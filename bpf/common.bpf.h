@@ -17,6 +17,10 @@
 #include <bpf/bpf_tracing.h>
 #include "katascope.h"
 
+/* Typed (probe-memory) loads through a pointer the verifier does not
+ * know: cheaper than a bpf_probe_read_kernel per field. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 #define KS_PID_STATS_MAX 16384
 #define KS_PF_KTHREAD 0x00200000
 

@@ -25,10 +25,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Typed (probe-memory) loads from a task pointer the tracepoint gives as a
- * plain integer: cheaper than a bpf_probe_read_kernel per field. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 struct cpu_slot {
 	__u64 start; /* ktime of the last switch on this CPU */
 	__s64 offset; /* ktime - rq clock, learnt at the last switch */
