@@ -143,6 +143,12 @@ struct io_args {
 
 struct scratch {
 	__u8 b[512];
+	/* head scan results: in map memory, whose contents the verifier
+	 * does not track (on the stack each value would be a state) */
+	__u32 n;
+	__u32 head_len;
+	__u32 cl_pos;
+	__u32 chunked;
 };
 
 struct {
@@ -424,11 +430,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 }
 
 struct head_scan {
-	__u8 *b;
-	__u32 n;
-	__u32 head_len;
-	__u32 cl_pos;
-	__u32 chunked;
+	struct scratch *s;
 };
 
 #define ONES 0x0101010101010101ULL
@@ -445,65 +447,74 @@ static __always_inline int head_line(struct head_scan *h, __u32 j)
 	__u64 k = j - 1;
 	__u8 *b;
 
-	if (j < 12 || j + 3 > h->n)
+	if (j < 12 || j + 3 > h->s->n)
 		return 0;
 	VERIFIER_BOUND(k, 0xff);
-	b = h->b + k; /* b[0] is the byte before the '\n'; b[0..19] stays
-		       * inside the 512-byte scratch */
+	/* b[0] is the byte before the '\n'; b[0..19] stays inside the
+	 * 512-byte scratch */
+	b = h->s->b + k;
 	if (b[0] == '\r' && b[2] == '\r' && b[3] == '\n') {
-		h->head_len = j + 3;
+		h->s->head_len = j + 3;
 		return 1;
 	}
-	if (j + 19 > h->n)
+	if (j + 19 > h->s->n)
 		return 0;
 	if ((b[2] | 0x20) == 'c' && b[9] == '-' && (b[10] | 0x20) == 'l' &&
 	    b[16] == ':')
-		h->cl_pos = j + 16;
+		h->s->cl_pos = j + 16;
 	else if ((b[2] | 0x20) == 't' && b[10] == '-' &&
 		 (b[11] | 0x20) == 'e' && b[19] == ':')
-		h->chunked = 1;
+		h->s->chunked = 1;
 	return 0;
 }
 
-/* Does w hold a '\n'? (a zero byte in w ^ "\n\n\n\n\n\n\n\n") */
-static __always_inline int has_newline(__u64 w)
+/* The '\n' bytes of w, as the high bit of their byte (a zero byte of
+ * w ^ "\n\n\n\n\n\n\n\n"; a 0x0b byte right after a '\n' may show too). */
+static __always_inline __u64 newlines(__u64 w)
 {
 	__u64 x = w ^ (ONES * '\n');
 
-	return ((x - ONES) & ~x & HIGHS) != 0;
+	return (x - ONES) & ~x & HIGHS;
 }
 
-/* The lines starting in the 8 bytes at base, which hold a '\n'. */
-static __always_inline int scan_lines(struct head_scan *h, __u64 w,
+/* The lines starting in the 8 bytes at base: one step per '\n' marked in
+ * m (the lowest mark's byte index by a multiply, BPF has no ctz). */
+static __always_inline int scan_lines(struct head_scan *h, __u64 w, __u64 m,
 				      __u32 base)
 {
-	__u32 k;
+	__u32 i, k;
 
-#pragma unroll
-	for (k = 0; k < 8; k++)
+	for (i = 0; i < 8 && m; i++) {
+		k = (((m & -m) >> 7) * 0x0001020304050607ULL) >> 56;
 		if (((w >> (8 * k)) & 0xff) == '\n' && head_line(h, base + k))
 			return 1;
+		m &= m - 1;
+	}
 	return 0;
 }
 
 /*
- * Sixteen bytes of the head per call (bpf_loop callback, verified once): a
- * stretch without a '\n' costs a few instructions, a call per byte would
- * cost the callback overhead 256 times (measured: 2 us per head).
+ * SCAN_STEP bytes of the head per call (bpf_loop callback, verified once):
+ * a stretch without a '\n' costs a few instructions. Calls cost: one per
+ * byte was 2 us per head; 64 bytes per call instead of 16 saved 80 ns per
+ * head (measured), and more bytes per call only add verification time.
  */
-static long scan_word(__u32 i, struct head_scan *h)
+#define SCAN_STEP 64
+static long scan_chunk(__u32 i, struct head_scan *h)
 {
-	__u64 base = (__u64)i * 16, w0, w1;
+	__u64 base = (__u64)i * SCAN_STEP, w, m;
+	__u32 k;
 
-	if (base >= h->n || base >= HEAD_SCAN)
+	if (base >= h->s->n || base >= HEAD_SCAN)
 		return 1;
-	VERIFIER_BOUND(base, 0xf0);
-	w0 = *(__u64 *)(h->b + base);
-	w1 = *(__u64 *)(h->b + base + 8);
-	if (has_newline(w0) && scan_lines(h, w0, (__u32)base))
-		return 1;
-	if (has_newline(w1) && scan_lines(h, w1, (__u32)base + 8))
-		return 1;
+	VERIFIER_BOUND(base, 0xff);
+#pragma unroll
+	for (k = 0; k < SCAN_STEP; k += 8) {
+		w = *(__u64 *)(h->s->b + base + k);
+		m = newlines(w);
+		if (m && scan_lines(h, w, m, (__u32)base + k))
+			return 1;
+	}
 	return 0;
 }
 
@@ -540,23 +551,26 @@ static __always_inline void parse_response(struct l7_conn *c,
 	status = (s->b[9] - '0') * 100 + (s->b[10] - '0') * 10 +
 		 (s->b[11] - '0');
 	c->status = status;
-	h.b = s->b;
-	h.n = n;
-	bpf_loop(HEAD_SCAN / 16, scan_word, &h, 0);
-	if (h.chunked)
+	h.s = s;
+	s->n = n;
+	s->head_len = 0;
+	s->cl_pos = 0;
+	s->chunked = 0;
+	bpf_loop(HEAD_SCAN / SCAN_STEP, scan_chunk, &h, 0);
+	if (s->chunked)
 		c->flags |= CF_CHUNKED;
-	if (!h.head_len)
+	if (!s->head_len)
 		return; /* head longer than we look: end by next request */
 	if ((c->flags & CF_HEAD_REQ) || status == 204 || status == 304 ||
 	    status < 200) {
 		c->flags |= CF_NO_BODY | CF_LEN_KNOWN;
-		c->expect_total = h.head_len;
+		c->expect_total = s->head_len;
 		return;
 	}
-	if (h.chunked || !h.cl_pos)
+	if (s->chunked || !s->cl_pos)
 		return;
 	for (i = 0; i < 20; i++) {
-		__u32 at = h.cl_pos + i;
+		__u32 at = s->cl_pos + i;
 		__u8 ch;
 
 		if (at >= n)
@@ -569,7 +583,7 @@ static __always_inline void parse_response(struct l7_conn *c,
 		clen = clen * 10 + (ch - '0');
 	}
 	c->flags |= CF_LEN_KNOWN;
-	c->expect_total = h.head_len + clen;
+	c->expect_total = s->head_len + clen;
 }
 
 /* Does the data just written end with the last chunk "0\r\n\r\n"? */
