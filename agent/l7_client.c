@@ -432,8 +432,11 @@ static void pg_error_code(const struct ks_l7_event *ev, char out[6])
 		return;
 	z = n - 6; /* where 'Z' starts */
 	for (i = 0; i + 5 <= z; i++) {
-		if (d[i] != 'E')
-			continue;
+		const uint8_t *e = memchr(d + i, 'E', z - 4 - i);
+
+		if (!e)
+			return;
+		i = (size_t)(e - d);
 		len = (uint32_t)d[i + 1] << 24 | (uint32_t)d[i + 2] << 16 |
 		      (uint32_t)d[i + 3] << 8 | d[i + 4];
 		if (i + 1 + len != z)

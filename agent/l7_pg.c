@@ -7,6 +7,7 @@
  * "the capture was cut" (-EAGAIN) or "this message is broken" (-EBADMSG).
  */
 #include "l7_pg.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <string.h>
@@ -548,14 +549,7 @@ int pg_parse_empty(const struct pg_msg *m)
 
 static uint64_t name_hash(const struct pg_str *name)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
-
-	for (i = 0; i < name->len; i++) {
-		h ^= (unsigned char)name->s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return ks_hash_bytes(KS_HASH_SEED, name->s, name->len);
 }
 
 void pg_stmts_init(struct pg_stmts *t)

@@ -28,6 +28,7 @@
  * strings of a histogram are formatted once, when the family is created.
  */
 #include "metrics.h"
+#include "hash.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -400,43 +401,15 @@ static const char *value_at(const char *const *values, unsigned i)
 	return v ? v : "";
 }
 
-/* One 64-bit multiply-xorshift step per 8 bytes: a label set is hashed
- * on every update, and a byte-at-a-time hash was the agent's top cost. */
-static uint64_t mix(uint64_t h, uint64_t w)
-{
-	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 29);
-}
-
-static uint64_t hash_bytes(uint64_t h, const char *p, size_t len)
-{
-	uint64_t w;
-
-	for (; len >= 8; p += 8, len -= 8) {
-		memcpy(&w, p, 8);
-		h = mix(h, w);
-	}
-	/* The tail by shifts: bytes stored one by one and then loaded as a
-	 * word stall store forwarding (that was 40 % of this function). */
-	for (w = 0; len; len--)
-		w = w << 8 | (unsigned char)p[len - 1];
-	return mix(h, w);
-}
-
 /* Hash of the length-prefixed encoding of the values. */
 static uint64_t hash_values(const char *const *values, unsigned n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = KS_HASH_SEED;
 	unsigned i;
 
-	for (i = 0; i < n; i++) {
-		const char *v = value_at(values, i);
-		size_t len = strlen(v);
-
-		h = mix(h, len);
-		h = hash_bytes(h, v, len);
-	}
-	return h ^ (h >> 32);
+	for (i = 0; i < n; i++)
+		h = ks_hash_str(h, value_at(values, i));
+	return h;
 }
 
 static int series_matches(const struct metric_series *s,

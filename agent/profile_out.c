@@ -28,6 +28,7 @@
  * readable without scripts and interactive with them.
  */
 #include "profile_out.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -42,11 +43,7 @@
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; s && *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
+	return ks_hash_str(KS_HASH_SEED, s);
 }
 
 static uint64_t hash_mix(uint64_t x)

@@ -6,6 +6,7 @@
  * evicting old ones, so the numbers of what is there stay exact.
  */
 #include "queries.h"
+#include "hash.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -74,13 +75,6 @@ void queries_free(struct queries *q)
 	free(q);
 }
 
-static uint64_t fnv(uint64_t h, const char *s)
-{
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return (h ^ 0xff) * 0x100000001b3ULL;
-}
-
 static void copy(char *dst, size_t n, const char *src)
 {
 	size_t l = strlen(src ? src : "");
@@ -98,9 +92,10 @@ static void copy(char *dst, size_t n, const char *src)
 static struct stmt_entry *stmt_slot(struct queries *q,
 				    const struct query_sample *s)
 {
-	uint64_t h = fnv(fnv(fnv(0xcbf29ce484222325ULL, s->service),
-			     s->system),
-			 s->text);
+	uint64_t h = ks_hash_str(ks_hash_str(ks_hash_str(KS_HASH_SEED,
+							  s->service),
+					      s->system),
+				  s->text);
 	unsigned i, idx;
 
 	h = h ? h : 1;

@@ -10,12 +10,11 @@
  * with no deletion, which is all a grow-only set needs.
  */
 #include "route.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <string.h>
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
 
 static const char hexdig[] = "0123456789ABCDEF";
 
@@ -191,17 +190,6 @@ int http_route(const char *target, size_t len, bool path_cut, char *out,
 
 /* ---- cardinality guard ------------------------------------------------ */
 
-static uint64_t fnv(uint64_t h, const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= FNV_PRIME;
-	}
-	return h;
-}
-
 /* Spread the key's bits before taking the low ones as a slot index. */
 static size_t slot_of(uint64_t key)
 {
@@ -242,7 +230,7 @@ static struct route_guard_pos *find_pos(struct route_guard *g, uint64_t key)
 static bool admit(struct route_guard *g, uint64_t key, const char *s, size_t n)
 {
 	struct route_guard_pos *p = find_pos(g, key);
-	uint64_t h = fnv(FNV_OFFSET, s, n);
+	uint64_t h = ks_hash_bytes(KS_HASH_SEED, s, n);
 	uint32_t i;
 
 	if (!p)
@@ -258,7 +246,7 @@ static bool admit(struct route_guard *g, uint64_t key, const char *s, size_t n)
 
 size_t route_guard_apply(struct route_guard *g, char *route, size_t len)
 {
-	uint64_t key = FNV_OFFSET;
+	uint64_t key = KS_HASH_SEED;
 	size_t in = 0, out = 0, end;
 
 	for (;;) {
@@ -274,7 +262,7 @@ size_t route_guard_apply(struct route_guard *g, char *route, size_t len)
 			g->collapsed++;
 		}
 		memmove(route + out, seg, n);
-		key = fnv(fnv(key, "/", 1), route + out, n);
+		key = ks_hash_bytes(key, route + out, n);
 		out += n;
 		if (end == len)
 			break;
