@@ -226,6 +226,25 @@ class Agent:
         return self.proc.returncode
 
 
+def preflight(tag, counts=(), executables=()):
+    """The checks a small bench makes before it starts: root, every
+    (option name, value) in counts > 0, every path in executables
+    executable. Prints what fails; returns the exit status (0: go on, 1:
+    cannot run, 2: bad option)."""
+    if os.geteuid() != 0:
+        print("%s: needs root (BPF, bpf stats)" % tag, file=sys.stderr)
+        return 1
+    for name, v in counts:
+        if v <= 0:
+            print("%s: %s must be > 0" % (tag, name), file=sys.stderr)
+            return 2
+    for p in executables:
+        if not os.access(p, os.X_OK):
+            print("%s: %s: not an executable" % (tag, p), file=sys.stderr)
+            return 1
+    return 0
+
+
 # ---- BPF programs ------------------------------------------------------------
 
 def bpf_progs():
