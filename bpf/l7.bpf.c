@@ -992,6 +992,10 @@ static __always_inline int read_done(long ret, __u64 fd, const void *buf,
 		lr->tid = (__u32)id;
 		lr->fd = (__u32)fd;
 	}
+	/* A socket of a protocol we do not parse on this side (a database
+	 * server's, a TLS one's ciphertext): no clock read (47 ns). */
+	if (c->role == ROLE_IGNORE)
+		return 0;
 	on_read(c, conn_key(tgid, (__u32)fd), buf, ret, bpf_ktime_get_ns());
 	return 0;
 }
@@ -1006,7 +1010,7 @@ static __always_inline int write_done(long ret, struct io_args *a,
 	if (ret <= 0 || tgid == self_tgid || (int)a->fd < 0)
 		return 0;
 	c = conn_of(tgid, (int)a->fd);
-	if (c)
+	if (c && c->role != ROLE_IGNORE)
 		on_write(c, conn_key(tgid, a->fd), a, ret, bpf_ktime_get_ns());
 	return 0;
 }
