@@ -693,33 +693,31 @@ static __always_inline int classify_request(const void *buf, __u64 n,
 
 /*
  * A request written with writev spreads over several buffers (node-redis
- * writes a pipeline as one buffer per command): gather the first
- * KS_L7_DATA bytes of up to 8 of them through the per-CPU scratch.
+ * writes a pipeline as one buffer per command, node-postgres a statement
+ * as one per message): gather the first KS_L7_DATA bytes of the first
+ * IOV_LOOK of them (on_write has read their iovecs) through the per-CPU
+ * scratch.
  */
 static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
-				     const struct io_args *a, long ret,
-				     __u64 now)
+				     const struct iovec *iov, __u32 cnt,
+				     long ret, __u64 now)
 {
 	struct ks_l7_event *e;
 	struct scratch *s;
-	struct iovec iov;
 	__u32 zero = 0, i;
 	__u64 off = 0, n;
 
 	s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!s)
 		return;
-	for (i = 0; i < 8 && i < a->iovcnt && off < KS_L7_DATA; i++) {
-		if (bpf_probe_read_user(&iov, sizeof(iov),
-					(const void *)a->buf + i * sizeof(iov)))
-			break;
-		n = iov.iov_len;
+	for (i = 0; i < IOV_LOOK && i < cnt && off < KS_L7_DATA; i++) {
+		n = iov[i].iov_len;
 		if (n > KS_L7_DATA - off)
 			n = KS_L7_DATA - off;
 		VERIFIER_BOUND(off, 0xff);
 		VERIFIER_BOUND(n, 0x1ff);
 		if (n > KS_L7_DATA ||
-		    bpf_probe_read_user(s->b + off, n, iov.iov_base))
+		    bpf_probe_read_user(s->b + off, n, iov[i].iov_base))
 			break;
 		off += n;
 	}
@@ -740,6 +738,7 @@ static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
 static __always_inline void client_write(struct l7_conn *c, __u64 key,
 					 const struct io_args *a, long ret,
 					 const void *first, __u64 first_len,
+					 const struct iovec *iov, __u32 cnt,
 					 __u64 now)
 {
 	__u8 head_req = 0, b[8] = {};
@@ -771,8 +770,8 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 		__builtin_memcpy(c->method8, b, sizeof(c->method8));
 		return;
 	}
-	if (a->op == IO_WRITEV && a->iovcnt > 1)
-		emit_iov(c, key, a, ret, now);
+	if (a->op == IO_WRITEV && cnt > 1)
+		emit_iov(c, key, iov, cnt, ret, now);
 	else
 		emit_data(c, key, KS_L7_CLIENT_REQUEST, 0, first, first_len,
 			  now);
@@ -897,7 +896,7 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 	const void *first = (const void *)a->buf, *tail_end;
 	struct iovec iov[IOV_LOOK];
 	__u64 first_len = ret, sz;
-	__u32 i, cnt;
+	__u32 i, cnt = 0;
 
 	if (c->role == ROLE_IGNORE)
 		return;
@@ -934,7 +933,7 @@ static __always_inline void on_write(struct l7_conn *c, __u64 key,
 	if (c->role == ROLE_SERVER)
 		server_write(c, key, first, first_len, tail_end, ret, now);
 	else
-		client_write(c, key, a, ret, first, first_len, now);
+		client_write(c, key, a, ret, first, first_len, iov, cnt, now);
 }
 
 /* Where a task's saved user registers sit above its stack base: the same
