@@ -836,20 +836,25 @@ static __always_inline void client_read(struct l7_conn *c, __u64 key,
 	if (c->state != ST_REQ)
 		return;
 	if (c->proto == KS_PROTO_PG) {
-		/* PostgreSQL flushes an ErrorResponse at once, so it often
-		 * begins a read of its own, before ReadyForQuery. */
-		if (ret > 12)
-			pg_sqlstate(c, buf);
 		/* The answer ends with ReadyForQuery: 'Z', length 5, status. */
 		if (ret < 6 || bpf_probe_read_user(t, 6, buf + ret - 6))
 			return;
-		if (t[0] != 'Z' || t[1] || t[2] || t[3] || t[4] != 5)
+		if (t[0] != 'Z' || t[1] || t[2] || t[3] || t[4] != 5) {
+			/* PostgreSQL flushes an ErrorResponse at once, so
+			 * it often begins a read of its own. */
+			if (ret > 12)
+				pg_sqlstate(c, buf);
 			return;
-		if (ret > KS_L7_DATA)
+		}
+		/* A last read that fits the record goes to user space
+		 * whole, where an ErrorResponse in it is found. */
+		if (ret > KS_L7_DATA) {
+			pg_sqlstate(c, buf);
 			client_done(c, key, now, buf + ret - KS_L7_DATA,
 				    KS_L7_DATA);
-		else
+		} else {
 			client_done(c, key, now, buf, ret);
+		}
 	} else if (c->proto == KS_PROTO_REDIS) {
 		emit_data(c, key, KS_L7_CLIENT_DONE, now, buf, ret, now);
 	} else if (c->proto == KS_PROTO_HTTP) {
