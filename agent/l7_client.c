@@ -9,6 +9,7 @@
  * the older entry; memory is fixed.
  */
 #include "l7_client.h"
+#include "hash.h"
 #include "l7_pg.h"
 #include "l7_redis.h"
 #include "spans.h"
@@ -51,6 +52,29 @@ struct cpending {
 	uint8_t carry[KS_L7_DATA];
 };
 
+/*
+ * What the agent derives from a statement's text, kept for the texts seen
+ * last: an application runs the same few statements over and over, and
+ * normalizing and naming them was a fifth of the agent's CPU on a route
+ * doing one query per request. Direct-mapped by a hash of the input; a
+ * hit compares the input itself.
+ */
+#define SQL_MEMO_SLOTS 128
+
+struct sql_memo {
+	uint64_t hash; /* of the input and flags; 0: empty */
+	uint16_t len;
+	uint8_t flags; /* MEMO_* of the input */
+	bool text_cut; /* text may end inside a word */
+	char in[KS_L7_DATA];
+	char text[PG_STMT_TEXT_MAX]; /* normalized */
+	char name[REDIS_NAME_MAX];
+	char collection[64];
+};
+
+#define MEMO_CUT 1 /* the input was cut */
+#define MEMO_NORMALIZED 2 /* the input is normalized text already */
+
 struct pg_conn {
 	uint64_t conn_id;
 	struct pg_stmts stmts;
@@ -68,6 +92,8 @@ struct l7_client {
 	struct cpending *pending;
 	struct spans *spans; /* NULL: tracing off */
 	struct pg_conn *pg[PG_CONN_SLOTS];
+	struct sql_memo *memo; /* SQL_MEMO_SLOTS; NULL: none (no memory) */
+	struct sql_memo memo_miss; /* a result not kept */
 	/* The peer of the answer being handled (server_address/port). */
 	char peer_addr[INET6_ADDRSTRLEN];
 	uint8_t peer_raw[17]; /* family, address: what peer_addr spells */
@@ -99,6 +125,7 @@ struct l7_client *l7_client_new(struct metric_registry *reg,
 	c->reg = reg;
 	c->queries = q;
 	c->pending = calloc(PENDING_SLOTS, sizeof(*c->pending));
+	c->memo = calloc(SQL_MEMO_SLOTS, sizeof(*c->memo));
 	c->db_dur = metric_family_new(
 		reg, "db_client_operation_duration_seconds", METRIC_HISTOGRAM,
 		"Database operations measured in the client process: from the first byte of the request written to the last byte of the answer read.",
@@ -133,6 +160,7 @@ void l7_client_free(struct l7_client *c)
 	for (i = 0; i < PG_CONN_SLOTS; i++)
 		free(c->pg[i]);
 	free(c->pending);
+	free(c->memo);
 	free(c);
 }
 
@@ -162,24 +190,62 @@ static struct pg_conn *pg_conn_of(struct l7_client *c, uint64_t conn_id)
 	return *pp;
 }
 
-/*
- * cut: the text may end inside a word (capture or buffer limit), so a
- * name touching its end is not reported.
- */
-static void op_from_sql(struct op *o, const char *sql, size_t len, bool cut,
-			bool normalized)
+/* Normalized text, operation and collection of a statement's text. */
+static void derive(struct sql_memo *m, const char *sql, size_t len,
+		   bool cut, bool normalized)
 {
 	bool out_cut = false;
+	size_t n;
 
 	if (normalized)
-		snprintf(o->text, sizeof(o->text), "%.*s", (int)len, sql);
+		snprintf(m->text, sizeof(m->text), "%.*s", (int)len, sql);
 	else
-		sql_normalize(sql, len, o->text, sizeof(o->text), &out_cut);
-	cut = cut || out_cut;
-	if (!sql_operation(o->text, strlen(o->text), cut, o->name))
-		snprintf(o->name, sizeof(o->name), "_OTHER");
-	sql_collection(o->text, strlen(o->text), cut, o->collection,
-		       sizeof(o->collection));
+		sql_normalize(sql, len, m->text, sizeof(m->text), &out_cut);
+	m->text_cut = cut || out_cut;
+	n = strlen(m->text);
+	if (!sql_operation(m->text, n, m->text_cut, m->name))
+		snprintf(m->name, sizeof(m->name), "_OTHER");
+	sql_collection(m->text, n, m->text_cut, m->collection,
+		       sizeof(m->collection));
+}
+
+/*
+ * cut: the text may end inside a word (capture or buffer limit), so a
+ * name touching its end is not reported. normalized: the text is the
+ * normalizer's output already (a prepared statement's).
+ */
+static const struct sql_memo *sql_facts(struct l7_client *c, const char *sql,
+					size_t len, bool cut, bool normalized)
+{
+	uint8_t flags = (cut ? MEMO_CUT : 0) | (normalized ? MEMO_NORMALIZED : 0);
+	struct sql_memo *m;
+	uint64_t h;
+
+	if (!c->memo || len > sizeof(m->in)) {
+		derive(&c->memo_miss, sql, len, cut, normalized);
+		return &c->memo_miss;
+	}
+	h = ks_hash_bytes(KS_HASH_SEED ^ flags, sql, len) | 1;
+	m = &c->memo[h % SQL_MEMO_SLOTS];
+	if (m->hash == h && m->len == len && m->flags == flags &&
+	    memcmp(m->in, sql, len) == 0)
+		return m;
+	derive(m, sql, len, cut, normalized);
+	memcpy(m->in, sql, len);
+	m->len = (uint16_t)len;
+	m->flags = flags;
+	m->hash = h;
+	return m;
+}
+
+static void op_from_sql(struct l7_client *c, struct op *o, const char *sql,
+			size_t len, bool cut, bool normalized)
+{
+	const struct sql_memo *m = sql_facts(c, sql, len, cut, normalized);
+
+	memcpy(o->text, m->text, strlen(m->text) + 1);
+	memcpy(o->name, m->name, strlen(m->name) + 1);
+	memcpy(o->collection, m->collection, strlen(m->collection) + 1);
 }
 
 static struct op *next_op(struct cpending *p)
@@ -209,7 +275,8 @@ static bool only_blanks(const char *s, size_t n)
 }
 
 /* A simple Query may hold several statements: one operation each. */
-static void pg_query(struct cpending *p, const struct pg_str *sql)
+static void pg_query(struct l7_client *c, struct cpending *p,
+		     const struct pg_str *sql)
 {
 	const char *s = sql->s;
 	size_t left = sql->len, one;
@@ -229,7 +296,7 @@ static void pg_query(struct cpending *p, const struct pg_str *sql)
 		o = next_op(p);
 		if (!o)
 			return;
-		op_from_sql(o, s, one, one == left && sql->cut, false);
+		op_from_sql(c, o, s, one, one == left && sql->cut, false);
 		s += one;
 		left -= one;
 	}
@@ -244,7 +311,7 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 	const struct pg_stmt *st;
 	struct pg_iter it;
 	struct pg_msg m;
-	bool pending_parse = false, current_cut = false, out_cut;
+	bool pending_parse = false, current_cut = false;
 	struct op *o;
 
 	pg_iter_init(&it, ev->data, data_len(ev), PG_FRONTEND);
@@ -252,7 +319,7 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 		switch (m.type) {
 		case 'Q':
 			if (pg_parse_query(&m, &sql) >= 0 || sql.len)
-				pg_query(p, &sql);
+				pg_query(c, p, &sql);
 			break;
 		case 'P':
 			if (pg_parse_parse(&m, &name, &sql) < 0 && !sql.len)
@@ -260,9 +327,12 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 			if (pc && name.len)
 				pg_stmts_put(&pc->stmts, &name, &sql);
 			if (pc && !name.len) {
-				sql_normalize(sql.s, sql.len, pc->unnamed,
-					      sizeof(pc->unnamed), &out_cut);
-				pc->unnamed_cut = sql.cut || out_cut;
+				const struct sql_memo *f = sql_facts(
+					c, sql.s, sql.len, sql.cut, false);
+
+				memcpy(pc->unnamed, f->text,
+				       strlen(f->text) + 1);
+				pc->unnamed_cut = f->text_cut;
 			}
 			pending_parse = true;
 			current = NULL;
@@ -291,7 +361,7 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 		case 'E':
 			o = next_op(p);
 			if (o && current && current[0])
-				op_from_sql(o, current, strlen(current),
+				op_from_sql(c, o, current, strlen(current),
 					    current_cut, true);
 			else if (o)
 				snprintf(o->name, sizeof(o->name), "_OTHER");
@@ -310,8 +380,8 @@ static void parse_pg_request(struct l7_client *c, struct cpending *p,
 	 * later write). */
 	if (pending_parse && (o = next_op(p))) {
 		if (current && current[0])
-			op_from_sql(o, current, strlen(current), current_cut,
-				    true);
+			op_from_sql(c, o, current, strlen(current),
+				    current_cut, true);
 		else
 			snprintf(o->name, sizeof(o->name), "_OTHER");
 	}

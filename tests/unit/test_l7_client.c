@@ -446,6 +446,38 @@ static void test_pg_simple(void)
 	teardown(&f);
 }
 
+/* More distinct statements than the memo of derived facts has slots,
+ * each run twice, interleaved: every one is named after its own text. */
+static void test_pg_memo(void)
+{
+	struct fixture f;
+	struct wbuf req, ans;
+	char sql[96], coll[16];
+	int round, k;
+
+	if (setup(&f))
+		return;
+	for (round = 0; round < 2; round++) {
+		for (k = 0; k < 300; k++) {
+			snprintf(sql, sizeof(sql),
+				 k % 2 ? "UPDATE t%d SET n = %d WHERE id = 1"
+				       : "SELECT * FROM t%d WHERE id = %d",
+				 k, round);
+			req.n = 0;
+			m_query(&req, sql);
+			answer(&ans, 1, NULL);
+			pg_exchange(&f, CONN(5), &req, &ans, 1000 * MS,
+				    1001 * MS, NULL);
+		}
+	}
+	for (k = 0; k < 300; k++) {
+		snprintf(coll, sizeof(coll), "t%d", k);
+		CHECK_INT(pg(f.r, k % 2 ? "UPDATE" : "SELECT", coll, ""), 2);
+	}
+	CHECK_INT(total(f.r, DB), 600);
+	teardown(&f);
+}
+
 static void test_pg_errors(void)
 {
 	struct fixture f;
@@ -997,6 +1029,7 @@ int main(void)
 {
 	log_level = LOG_ERROR; /* slow statements are logged at info */
 	test_pg_simple();
+	test_pg_memo();
 	test_pg_errors();
 	test_pg_extended();
 	test_pg_cut_query();
