@@ -689,10 +689,22 @@ static void detach_loop(struct probes *p, unsigned mask, const char *why,
 		 why);
 }
 
+/* The loop counters node.bpf.c keeps in node_loops, as ks_pid_stats has
+ * them. */
+static void loop_to_stats(const struct ks_node_loop *l,
+			  struct ks_pid_stats *st)
+{
+	st->loop_busy_ns = l->busy_ns;
+	st->loop_idle_ns = l->idle_ns;
+	st->loop_busy_sum_ns = l->busy_sum_ns;
+	memcpy(st->loop_busy, l->busy, sizeof(st->loop_busy));
+}
+
 int probes_node_watch(struct probes *p, pid_t tgid)
 {
 	struct ks_node_loop fresh = { 0 }, old;
 	uint32_t key = (uint32_t)tgid;
+	struct ks_pid_stats st;
 	int fd, existed;
 
 	if (!p->node)
@@ -700,7 +712,24 @@ int probes_node_watch(struct probes *p, pid_t tgid)
 	fd = bpf_map__fd(p->node->maps.node_loops);
 	existed = !bpf_map_lookup_elem(fd, &key, &old);
 	/* Reset on a second exec: the old image's last wait is not the
-	 * start of the new one's busy time. */
+	 * start of the new one's busy time. The counters go on, from the
+	 * process's stats when it was watched before. */
+	if (existed) {
+		fresh.busy_ns = old.busy_ns;
+		fresh.idle_ns = old.idle_ns;
+		fresh.busy_sum_ns = old.busy_sum_ns;
+		memcpy(fresh.busy, old.busy, sizeof(fresh.busy));
+	} else if (!bpf_map_lookup_elem(p->pid_stats_fd, &key, &st)) {
+		fresh.busy_ns = st.loop_busy_ns;
+		fresh.idle_ns = st.loop_idle_ns;
+		fresh.busy_sum_ns = st.loop_busy_sum_ns;
+		memcpy(fresh.busy, st.loop_busy, sizeof(fresh.busy));
+	} else {
+		/* The counters are read with the process's stats: make sure
+		 * it has some (without the sched group nothing else may). */
+		memset(&st, 0, sizeof(st));
+		bpf_map_update_elem(p->pid_stats_fd, &key, &st, BPF_NOEXIST);
+	}
 	if (bpf_map_update_elem(fd, &key, &fresh, BPF_ANY)) {
 		int err = -errno;
 
@@ -720,11 +749,23 @@ int probes_node_watch(struct probes *p, pid_t tgid)
 void probes_node_unwatch(struct probes *p, pid_t tgid)
 {
 	uint32_t key = (uint32_t)tgid;
+	struct ks_pid_stats st;
+	struct ks_node_loop l;
+	int fd;
 
 	if (!p->node || !p->nwatched)
 		return;
-	if (bpf_map_delete_elem(bpf_map__fd(p->node->maps.node_loops), &key))
+	fd = bpf_map__fd(p->node->maps.node_loops);
+	if (bpf_map_lookup_elem(fd, &key, &l))
 		return; /* not a watched process */
+	/* Its last counters stay with the process's stats until those are
+	 * reaped (an exited process's are folded once more). */
+	if (bpf_map_lookup_elem(p->pid_stats_fd, &key, &st))
+		memset(&st, 0, sizeof(st));
+	loop_to_stats(&l, &st);
+	bpf_map_update_elem(p->pid_stats_fd, &key, &st, BPF_ANY);
+	if (bpf_map_delete_elem(fd, &key))
+		return;
 	if (--p->nwatched == 0) {
 		detach_loop(p, KS_WAIT_ALL, "no node process left", 0);
 		p->loop_learn_ns = 0;
@@ -982,6 +1023,7 @@ int probes_poll(struct probes *p, int timeout_ms)
 
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 {
+	struct ks_node_loop loop;
 	struct ks_pid_stats st;
 	uint32_t key, next, *prev = NULL;
 	int n = 0;
@@ -991,6 +1033,10 @@ int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 		prev = &key;
 		if (bpf_map_lookup_elem(p->pid_stats_fd, &key, &st))
 			continue; /* deleted meanwhile */
+		if (p->node && p->nwatched &&
+		    !bpf_map_lookup_elem(bpf_map__fd(p->node->maps.node_loops),
+					 &key, &loop))
+			loop_to_stats(&loop, &st);
 		fn(key, &st, arg);
 		n++;
 	}

@@ -182,8 +182,9 @@ struct ks_pid_stats {
 	__u64 pg_buf_hits; /* buffer__read__done with found */
 	__u64 pg_buf_reads; /* ... not found: read from disk/OS cache */
 	__u64 pg_deadlocks;
-	/* Node.js: main event loop (epoll syscall tracepoints), GC (uprobes
-	 * on V8) */
+	/* Node.js: main event loop (epoll syscall tracepoints; kept in
+	 * ks_node_loop while the process is watched, copied here by the
+	 * agent), GC (uprobes on V8) */
 	__u64 loop_busy_ns; /* main thread outside the epoll wait */
 	__u64 loop_idle_ns; /* ... inside it (waiting for I/O) */
 	__u64 loop_busy_sum_ns;
@@ -197,8 +198,11 @@ struct ks_pid_stats {
 
 /*
  * The value of node.bpf.c's node_loops map, keyed by the tgid of a node
- * process: its main thread's epoll wait state. The agent inserts it zeroed
- * when it sees a node process and deletes it when the process exits; it
+ * process: its main thread's epoll wait state and the loop's counters
+ * (written by that thread only, so without atomics or a pid_stats lookup
+ * per wait). The agent inserts it zeroed when it sees a node process,
+ * reads the counters with the process's ks_pid_stats, copies them there
+ * and deletes the entry when the process exits or stops being node; it
  * reads waits_seen to detach the tracepoints of the wait syscalls no
  * watched loop uses.
  */
@@ -207,6 +211,10 @@ struct ks_node_loop {
 	__u64 wait_exit; /* last return from one; 0 before the first seen */
 	__u32 waits_seen; /* KS_WAIT_* bits: the wait syscalls it used */
 	__u32 pad;
+	__u64 busy_ns; /* as ks_pid_stats.loop_busy_ns ... */
+	__u64 idle_ns;
+	__u64 busy_sum_ns;
+	__u64 busy[KS_LAT_BUCKETS];
 };
 
 /* The epoll wait syscalls, as bits (ks_node_loop.waits_seen). */

@@ -58,7 +58,6 @@ static __always_inline struct ks_node_loop *main_loop(__u32 *tgid)
 
 static __always_inline int wait_enter(__u32 syscall_bit)
 {
-	struct ks_pid_stats *st;
 	struct ks_node_loop *l;
 	__u64 now, busy;
 	__u32 tgid;
@@ -69,12 +68,9 @@ static __always_inline int wait_enter(__u32 syscall_bit)
 	now = bpf_ktime_get_ns();
 	if (l->wait_exit) {
 		busy = now - l->wait_exit;
-		st = pid_stats_of(tgid);
-		if (st) {
-			ADD(st->loop_busy_ns, busy);
-			ADD(st->loop_busy_sum_ns, busy);
-			ADD(st->loop_busy[lat_bucket(busy)], 1);
-		}
+		l->busy_ns += busy;
+		l->busy_sum_ns += busy;
+		l->busy[lat_bucket(busy)]++;
 	}
 	l->wait_enter = now;
 	if (!(l->waits_seen & syscall_bit))
@@ -84,7 +80,6 @@ static __always_inline int wait_enter(__u32 syscall_bit)
 
 static __always_inline int wait_exit(__u32 syscall_bit)
 {
-	struct ks_pid_stats *st;
 	struct ks_node_loop *l;
 	__u64 now;
 	__u32 tgid;
@@ -95,11 +90,8 @@ static __always_inline int wait_exit(__u32 syscall_bit)
 	now = bpf_ktime_get_ns();
 	/* No entry seen (already waiting when the agent attached): the
 	 * wait's length is unknown, only the busy stretch starts here. */
-	if (l->wait_enter) {
-		st = pid_stats_of(tgid);
-		if (st)
-			ADD(st->loop_idle_ns, now - l->wait_enter);
-	}
+	if (l->wait_enter)
+		l->idle_ns += now - l->wait_enter;
 	l->wait_enter = 0;
 	l->wait_exit = now;
 	if (!(l->waits_seen & syscall_bit))
