@@ -217,7 +217,8 @@ static void derive(struct sql_memo *m, const char *sql, size_t len,
 static const struct sql_memo *sql_facts(struct l7_client *c, const char *sql,
 					size_t len, bool cut, bool normalized)
 {
-	uint8_t flags = (cut ? MEMO_CUT : 0) | (normalized ? MEMO_NORMALIZED : 0);
+	uint8_t flags = (uint8_t)((cut ? MEMO_CUT : 0) |
+				  (normalized ? MEMO_NORMALIZED : 0));
 	struct sql_memo *m;
 	uint64_t h;
 
