@@ -700,6 +700,15 @@ static void loop_to_stats(const struct ks_node_loop *l,
 	memcpy(st->loop_busy, l->busy, sizeof(st->loop_busy));
 }
 
+static void stats_to_loop(const struct ks_pid_stats *st,
+			  struct ks_node_loop *l)
+{
+	l->busy_ns = st->loop_busy_ns;
+	l->idle_ns = st->loop_idle_ns;
+	l->busy_sum_ns = st->loop_busy_sum_ns;
+	memcpy(l->busy, st->loop_busy, sizeof(l->busy));
+}
+
 int probes_node_watch(struct probes *p, pid_t tgid)
 {
 	struct ks_node_loop fresh = { 0 }, old;
@@ -715,15 +724,11 @@ int probes_node_watch(struct probes *p, pid_t tgid)
 	 * start of the new one's busy time. The counters go on, from the
 	 * process's stats when it was watched before. */
 	if (existed) {
-		fresh.busy_ns = old.busy_ns;
-		fresh.idle_ns = old.idle_ns;
-		fresh.busy_sum_ns = old.busy_sum_ns;
-		memcpy(fresh.busy, old.busy, sizeof(fresh.busy));
+		fresh = old;
+		fresh.wait_enter = fresh.wait_exit = 0;
+		fresh.waits_seen = 0;
 	} else if (!bpf_map_lookup_elem(p->pid_stats_fd, &key, &st)) {
-		fresh.busy_ns = st.loop_busy_ns;
-		fresh.idle_ns = st.loop_idle_ns;
-		fresh.busy_sum_ns = st.loop_busy_sum_ns;
-		memcpy(fresh.busy, st.loop_busy, sizeof(fresh.busy));
+		stats_to_loop(&st, &fresh);
 	} else {
 		/* The counters are read with the process's stats: make sure
 		 * it has some (without the sched group nothing else may). */

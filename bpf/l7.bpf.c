@@ -36,7 +36,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define L7_CONNS_MAX 65536
 #define HEAD_SLOTS 8192 /* request heads in flight (power of two) */
-#define HEAD_SCAN 256
+#define HEAD_SCAN KS_L7_DATA /* response head bytes looked at */
 #define IOV_LOOK 8 /* iovecs of a writev looked at for a response's tail */
 
 /* var &= mask in a way the compiler cannot drop, so the verifier sees the
@@ -293,6 +293,19 @@ static __always_inline void emit(struct l7_conn *c, __u64 key, __u32 kind,
 	submit_event(e);
 }
 
+/* Copy the first min(n, KS_L7_DATA) bytes at user address src into dst:
+ * the count copied, or -1. */
+static __always_inline long copy_user_head(void *dst, const void *src,
+					   __u64 n)
+{
+	if (n > KS_L7_DATA)
+		n = KS_L7_DATA;
+	VERIFIER_BOUND(n, 0x1ff);
+	if (n > KS_L7_DATA || bpf_probe_read_user(dst, n, src))
+		return -1;
+	return (long)n;
+}
+
 /* A record carrying up to KS_L7_DATA bytes copied from user memory. */
 static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 				      __u32 kind, __u64 end_ns,
@@ -300,19 +313,18 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 {
 	__u32 total = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
 	struct ks_l7_event *e;
+	long len;
 
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return;
 	fill(e, c, key, kind, end_ns, 0, now);
-	if (n > KS_L7_DATA)
-		n = KS_L7_DATA;
-	VERIFIER_BOUND(n, 0x1ff);
-	if (n > KS_L7_DATA || bpf_probe_read_user(e->data, n, src)) {
+	len = copy_user_head(e->data, src, n);
+	if (len < 0) {
 		bpf_ringbuf_discard(e, 0);
 		return;
 	}
-	e->len = n;
+	e->len = len;
 	e->total_len = total;
 	submit_event(e);
 }
@@ -359,14 +371,14 @@ static __always_inline struct req_head *stash(struct l7_conn *c, __u64 key,
 					      const void *buf, long ret)
 {
 	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
-	__u64 n = ret < KS_L7_DATA ? ret : KS_L7_DATA;
 	struct req_head *h;
+	long n;
 
 	h = bpf_map_lookup_elem(&req_heads, &slot);
 	if (!h)
 		return NULL;
-	VERIFIER_BOUND(n, 0x1ff);
-	if (n > KS_L7_DATA || bpf_probe_read_user(h->data, n, buf))
+	n = copy_user_head(h->data, buf, ret);
+	if (n < 0)
 		return NULL;
 	h->owner = key;
 	h->len = n;
@@ -524,13 +536,10 @@ static __always_inline struct scratch *response_head(const void *buf, __u32 n)
 {
 	struct scratch *s;
 	__u32 zero = 0;
-	__u64 len = n > HEAD_SCAN ? HEAD_SCAN : n, w;
+	__u64 w;
 
 	s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	if (!s)
-		return NULL;
-	VERIFIER_BOUND(len, 0x1ff);
-	if (len > HEAD_SCAN || bpf_probe_read_user(s->b, len, buf))
+	if (!s || copy_user_head(s->b, buf, n) < 0)
 		return NULL;
 	w = *(__u64 *)s->b & 0x00ffffffffffffffULL;
 	return w == 0x2e312f50545448ULL ? s : NULL; /* "HTTP/1." */
@@ -1089,48 +1098,49 @@ static __always_inline const struct iovec *msg_iov(const void *msg,
 
 /* readv/recvmsg: only the first buffer is looked at (heads are small). */
 static __always_inline int readv_done(long ret, __u64 fd,
-				      const struct iovec *iov)
+				      const struct iovec *iov,
+				      struct task_struct *task)
 {
 	struct iovec first;
 
 	if (!iov || bpf_probe_read_user(&first, sizeof(first), iov))
 		return 0;
-	return read_done(ret, fd, first.iov_base,
-			 bpf_get_current_task_btf());
+	return read_done(ret, fd, first.iov_base, task);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int handle_readv_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 fd, iov, n;
 
-	if (ctx->ret <= 0 ||
-	    syscall_args(bpf_get_current_task_btf(), &fd, &iov, &n))
+	if (ctx->ret <= 0 || syscall_args(task, &fd, &iov, &n))
 		return 0;
-	return readv_done(ctx->ret, fd, (const struct iovec *)iov);
+	return readv_done(ctx->ret, fd, (const struct iovec *)iov, task);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int handle_recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 fd, msg, flags;
 	__u32 cnt = 0;
 
-	if (ctx->ret <= 0 ||
-	    syscall_args(bpf_get_current_task_btf(), &fd, &msg, &flags))
+	if (ctx->ret <= 0 || syscall_args(task, &fd, &msg, &flags))
 		return 0;
-	return readv_done(ctx->ret, fd, msg_iov((const void *)msg, &cnt));
+	return readv_done(ctx->ret, fd, msg_iov((const void *)msg, &cnt),
+			  task);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int handle_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct io_args a = {};
 	__u64 fd, msg, flags;
 	__u32 cnt = 0;
 
-	if (ctx->ret <= 0 ||
-	    syscall_args(bpf_get_current_task_btf(), &fd, &msg, &flags))
+	if (ctx->ret <= 0 || syscall_args(task, &fd, &msg, &flags))
 		return 0;
 	a.buf = (__u64)msg_iov((const void *)msg, &cnt);
 	if (!a.buf)
@@ -1138,22 +1148,22 @@ int handle_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
 	a.fd = (__u32)fd;
 	a.op = IO_WRITEV;
 	a.iovcnt = cnt;
-	return write_done(ctx->ret, &a, bpf_get_current_task_btf());
+	return write_done(ctx->ret, &a, task);
 }
 
 /* sendfile(out_fd, in_fd, ...): body bytes of a response, never a head. */
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int handle_sendfile_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct io_args a = {};
 	__u64 fd, in_fd, off;
 
-	if (ctx->ret <= 0 ||
-	    syscall_args(bpf_get_current_task_btf(), &fd, &in_fd, &off))
+	if (ctx->ret <= 0 || syscall_args(task, &fd, &in_fd, &off))
 		return 0;
 	a.fd = (__u32)fd;
 	a.op = IO_SENDFILE;
-	return write_done(ctx->ret, &a, bpf_get_current_task_btf());
+	return write_done(ctx->ret, &a, task);
 }
 
 /* ---- TLS plaintext: uprobes on OpenSSL in the process's binary ------ */
