@@ -25,8 +25,12 @@ static const char usage[] =
 	"      --refresh-ms MS      how often kernel counters are read (default 1000)\n"
 	"      --slow-query-ms MS   keep and log statements at least this slow (default 50)\n"
 	"      --profile-hz HZ      CPU profile sampling frequency (default 99)\n"
-	"      --probes LIST        load only these probe groups, e.g. node,http (default all):\n"
-	"                           process, tcp, sched, http, profile, postgres, node;\n"
+	"      --probes LIST        load only these probe groups, e.g. node,http; or the\n"
+	"                           default ones with some added or removed, e.g.\n"
+	"                           +pgstatements,-profile. Groups: process, tcp, sched,\n"
+	"                           http, profile, postgres, node (default: these) and\n"
+	"                           pgstatements (PostgreSQL per-statement USDT probes:\n"
+	"                           traps on every statement, see docs/metrics.md);\n"
 	"                           process is always loaded\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"      --traces             build spans of every exchange; serve the newest at\n"
@@ -140,11 +144,16 @@ int parse_probe_groups(const char *s, unsigned *mask)
 {
 	static const char *const names[PG_MAX] = PROBE_GROUP_NAMES;
 	const char *p = s, *end;
-	unsigned m = 1u << PG_PROCESS;
+	int signed_ = *s == '+' || *s == '-';
+	unsigned m = signed_ ? PROBE_GROUPS_DEFAULT : 0;
+	char sign;
 	size_t n;
 	int g;
 
 	for (;;) {
+		sign = *p == '+' || *p == '-' ? *p++ : 0;
+		if (!sign != !signed_)
+			return -EINVAL;
 		end = strchr(p, ',');
 		n = end ? (size_t)(end - p) : strlen(p);
 		for (g = 0; g < PG_MAX; g++)
@@ -152,12 +161,15 @@ int parse_probe_groups(const char *s, unsigned *mask)
 				break;
 		if (g == PG_MAX)
 			return -EINVAL;
-		m |= 1u << g;
+		if (sign == '-')
+			m &= ~(1u << g);
+		else
+			m |= 1u << g;
 		if (!end)
 			break;
 		p = end + 1;
 	}
-	*mask = m;
+	*mask = m | 1u << PG_PROCESS;
 	return 0;
 }
 
@@ -326,7 +338,7 @@ enum cli_result cli_parse(int argc, char **argv, struct options *o,
 		case OPT_PROBES:
 			if (parse_probe_groups(optarg, &o->probe_groups)) {
 				snprintf(err, CLI_ERR_LEN,
-					 "invalid value '%s' for --probes: expected a comma-separated list of process, tcp, sched, http, profile, postgres, node",
+					 "invalid value '%s' for --probes: expected a comma-separated list of process, tcp, sched, http, profile, postgres, node, pgstatements, all with a + or - sign or none",
 					 optarg);
 				return CLI_ERROR;
 			}

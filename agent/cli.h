@@ -30,7 +30,7 @@ struct options {
 	unsigned refresh_ms; /* how often kernel maps are folded into metrics */
 	unsigned slow_query_ms; /* statements at least this slow are kept */
 	unsigned profile_hz; /* CPU sampling frequency */
-	unsigned probe_groups; /* bit per enum probe_group_id; 0: all */
+	unsigned probe_groups; /* bit per enum probe_group_id; 0: default */
 	const char *proc_root;
 	struct trace_config trace; /* --traces, sampling */
 	struct otlp_config otlp; /* push off when both URLs are "" */
@@ -68,8 +68,11 @@ int parse_duration(const char *s, unsigned *secs);
 int output_format(const char *path);
 
 /*
- * "node,http" -> a bit per probe group named (enum probe_group_id), the
- * process group always included. 0 or -EINVAL (an unknown or empty name).
+ * "node,http" -> a bit per probe group named (enum probe_group_id);
+ * "+pgstatements,-profile" -> the default groups with those added and
+ * removed (every name signed, or none). The process group is always
+ * included. 0 or -EINVAL (an unknown or empty name, signed and unsigned
+ * names mixed).
  */
 int parse_probe_groups(const char *s, unsigned *mask);
 

@@ -178,7 +178,7 @@ static int open_proc(struct probes *p, pid_t self)
 
 static int wanted(const struct probes_config *cfg, int g)
 {
-	return !cfg->groups || (cfg->groups & (1u << g));
+	return ((cfg->groups ? cfg->groups : PROBE_GROUPS_DEFAULT) >> g) & 1u;
 }
 
 static int perf_event_open_cpu(int cpu, unsigned hz)
@@ -245,28 +245,41 @@ static void open_profile(struct probes *p, pid_t self,
 	g->attached = 1;
 }
 
-/* Load the USDT programs now; they attach when a postgres binary shows. */
-static void open_pg(struct probes *p, pid_t self)
+#define PG_NONE "no postgres binary seen yet (attached when one runs)"
+
+/*
+ * Load the USDT programs now, for the postgres and pgstatements groups
+ * that are wanted; they attach when a postgres binary shows.
+ */
+static void open_pg(struct probes *p, pid_t self,
+		    const struct probes_config *cfg)
 {
-	struct probe_group *g = &p->groups[PG_POSTGRES];
-	int err;
+	int gid[2] = { PG_POSTGRES, PG_PGSTMT }, i, err;
 
 	p->pg = pgusdt_bpf__open();
-	if (!p->pg) {
-		group_fail(g, "open", -errno);
-		return;
+	if (p->pg) {
+		p->pg->rodata->self_tgid = (uint32_t)self;
+		err = reuse_shared(p, p->pg->maps.events,
+				   p->pg->maps.pid_stats, p->pg->maps.drops);
+		if (!err)
+			err = pgusdt_bpf__load(p->pg);
+	} else {
+		err = -errno;
 	}
-	p->pg->rodata->self_tgid = (uint32_t)self;
-	err = reuse_shared(p, p->pg->maps.events, p->pg->maps.pid_stats,
-			   p->pg->maps.drops);
-	if (!err)
-		err = pgusdt_bpf__load(p->pg);
-	if (err) {
-		group_fail(g, "load", err);
-		return;
+	for (i = 0; i < 2; i++) {
+		if (!wanted(cfg, gid[i]))
+			continue;
+		if (err)
+			group_fail(&p->groups[gid[i]], p->pg ? "load" : "open",
+				   err);
+		else
+			snprintf(p->groups[gid[i]].error,
+				 sizeof(p->groups[gid[i]].error), PG_NONE);
 	}
-	snprintf(g->error, sizeof(g->error),
-		 "no postgres binary seen yet (attached when one runs)");
+	if (err && p->pg) {
+		pgusdt_bpf__destroy(p->pg);
+		p->pg = NULL;
+	}
 }
 
 static void keep_link(struct probes *p, struct bpf_link *link)
@@ -334,81 +347,112 @@ static int attach_pg_checkpoints(struct probes *p, const char *path,
 	return nl;
 }
 
-int probes_pg_attach(struct probes *p, const char *path)
+/*
+ * The USDT probes of one group (gid) in the binary at path, all or none.
+ * Returns the number attached or -errno (the group's error says why).
+ */
+static int attach_pg_group(struct probes *p, const char *path, int gid)
 {
 	static const struct {
+		int gid;
 		const char *prog, *probe;
 	} map[] = {
-		{ "handle_pg_query_start", "query__start" },
-		{ "handle_pg_query_done", "query__done" },
-		{ "handle_pg_parse_start", "query__parse__start" },
-		{ "handle_pg_parse_done", "query__parse__done" },
-		{ "handle_pg_plan_start", "query__plan__start" },
-		{ "handle_pg_plan_done", "query__plan__done" },
-		{ "handle_pg_execute_start", "query__execute__start" },
-		{ "handle_pg_execute_done", "query__execute__done" },
-		{ "handle_pg_lock_wait_start", "lock__wait__start" },
-		{ "handle_pg_lock_wait_done", "lock__wait__done" },
-		{ "handle_pg_commit", "transaction__commit" },
-		{ "handle_pg_abort", "transaction__abort" },
-		{ "handle_pg_deadlock", "deadlock__found" },
-		{ "handle_pg_buffer_read_done", "buffer__read__done" },
+		/* rare: what waits, deadlocks and checkpoints */
+		{ PG_POSTGRES, "handle_pg_lock_wait_start", "lock__wait__start" },
+		{ PG_POSTGRES, "handle_pg_lock_wait_done", "lock__wait__done" },
+		{ PG_POSTGRES, "handle_pg_deadlock", "deadlock__found" },
+		/* on every statement, transaction or buffer read */
+		{ PG_PGSTMT, "handle_pg_query_start", "query__start" },
+		{ PG_PGSTMT, "handle_pg_query_done", "query__done" },
+		{ PG_PGSTMT, "handle_pg_parse_start", "query__parse__start" },
+		{ PG_PGSTMT, "handle_pg_parse_done", "query__parse__done" },
+		{ PG_PGSTMT, "handle_pg_plan_start", "query__plan__start" },
+		{ PG_PGSTMT, "handle_pg_plan_done", "query__plan__done" },
+		{ PG_PGSTMT, "handle_pg_execute_start",
+		  "query__execute__start" },
+		{ PG_PGSTMT, "handle_pg_execute_done", "query__execute__done" },
+		{ PG_PGSTMT, "handle_pg_commit", "transaction__commit" },
+		{ PG_PGSTMT, "handle_pg_abort", "transaction__abort" },
+		{ PG_PGSTMT, "handle_pg_buffer_read_done",
+		  "buffer__read__done" },
 	};
-	struct probe_group *g = &p->groups[PG_POSTGRES];
+	struct probe_group *g = &p->groups[gid];
 	struct bpf_link *links[sizeof(map) / sizeof(map[0])];
 	struct bpf_program *prog;
-	struct stat st;
 	char why[160];
 	unsigned i;
 	int err, n = 0;
 
-	if (!p->pg)
-		return -ENOTSUP;
-	if (stat(path, &st))
-		return -errno;
-	for (i = 0; i < (unsigned)p->npg_bins; i++)
-		if (p->pg_bins[i].st_dev == st.st_dev &&
-		    p->pg_bins[i].st_ino == st.st_ino)
-			return 0;
-	if (p->npg_bins >= (int)(sizeof(p->pg_bins) / sizeof(p->pg_bins[0])))
-		return -ENOSPC;
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (map[i].gid != gid)
+			continue;
 		prog = bpf_object__find_program_by_name(p->pg->obj,
 							map[i].prog);
-		links[i] = bpf_program__attach_usdt(prog, -1, path,
+		links[n] = bpf_program__attach_usdt(prog, -1, path,
 						    "postgresql", map[i].probe,
 						    NULL);
-		err = libbpf_get_error(links[i]);
+		err = libbpf_get_error(links[n]);
 		if (err) {
 			snprintf(g->error, sizeof(g->error),
 				 "%s: USDT postgresql:%s not attached: %s (a postgres built without --enable-dtrace, or stripped)",
 				 path, map[i].probe, strerror(-err));
 			log_warn("probe group %s: %s", g->name, g->error);
-			while (i > 0) /* all or nothing for a binary */
-				bpf_link__destroy(links[--i]);
-			/* Not retried while the file is there: it lacks the
-			 * probes. */
-			if (!access(path, R_OK))
-				p->pg_bins[p->npg_bins++] = st;
+			while (n > 0)
+				bpf_link__destroy(links[--n]);
 			return err;
 		}
+		n++;
 	}
-	p->pg_bins[p->npg_bins++] = st;
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++, n++)
+	for (i = 0; i < (unsigned)n; i++)
 		keep_link(p, links[i]);
 	g->attached = 1;
 	g->error[0] = '\0';
-	err = attach_pg_checkpoints(p, path, why, sizeof(why));
-	if (err < 0) {
-		snprintf(g->error, sizeof(g->error),
-			 "%s: checkpoint durations not measured: %s", path, why);
-		log_warn("probe group %s: %s", g->name, g->error);
-	} else {
-		n += err;
+	if (gid == PG_POSTGRES) {
+		err = attach_pg_checkpoints(p, path, why, sizeof(why));
+		if (err < 0) {
+			snprintf(g->error, sizeof(g->error),
+				 "%s: checkpoint durations not measured: %s",
+				 path, why);
+			log_warn("probe group %s: %s", g->name, g->error);
+		} else {
+			n += err;
+		}
 	}
 	g->nprogs += n;
-	log_info("attached %d PostgreSQL USDT probes to %s", n, path);
-	return 1;
+	log_info("attached %d PostgreSQL USDT probes (%s) to %s", n, g->name,
+		 path);
+	return n;
+}
+
+int probes_pg_attach(struct probes *p, const char *path)
+{
+	int gid[2] = { PG_POSTGRES, PG_PGSTMT }, i, n, any = 0, fail = 0;
+	struct stat st;
+
+	if (!p->pg)
+		return -ENOTSUP;
+	if (stat(path, &st))
+		return -errno;
+	for (i = 0; i < p->npg_bins; i++)
+		if (p->pg_bins[i].st_dev == st.st_dev &&
+		    p->pg_bins[i].st_ino == st.st_ino)
+			return 0;
+	if (p->npg_bins >= (int)(sizeof(p->pg_bins) / sizeof(p->pg_bins[0])))
+		return -ENOSPC;
+	for (i = 0; i < 2; i++) {
+		if (!p->groups[gid[i]].enabled)
+			continue;
+		n = attach_pg_group(p, path, gid[i]);
+		if (n < 0)
+			fail = n;
+		else
+			any = 1;
+	}
+	/* Not retried while the file is there: a group that failed lacks
+	 * its probes in this binary. */
+	if (any || !access(path, R_OK))
+		p->pg_bins[p->npg_bins++] = st;
+	return any ? 1 : fail;
 }
 
 #define NODE_NONE "no node process seen yet (attached when one runs)"
@@ -933,7 +977,11 @@ int probes_open(struct probes **out, pid_t self,
 		0
 	};
 	p->groups[PG_POSTGRES] = (struct probe_group){
-		names[PG_POSTGRES], "USDT postgresql:query__*, lock__wait__*, transaction__*, buffer__read__done, deadlock__found, checkpoint__start/done",
+		names[PG_POSTGRES], "USDT postgresql:lock__wait__*, deadlock__found, checkpoint__start/done",
+		0
+	};
+	p->groups[PG_PGSTMT] = (struct probe_group){
+		names[PG_PGSTMT], "USDT postgresql:query__*, transaction__*, buffer__read__done (traps on every statement; not in the default set)",
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
@@ -968,8 +1016,8 @@ int probes_open(struct probes **out, pid_t self,
 			    p->l7->rodata->ncpus = (uint32_t)p->ncpus);
 	if (wanted(cfg, PG_PROFILE))
 		open_profile(p, self, cfg);
-	if (wanted(cfg, PG_POSTGRES))
-		open_pg(p, self);
+	if (wanted(cfg, PG_POSTGRES) || wanted(cfg, PG_PGSTMT))
+		open_pg(p, self, cfg);
 	if (wanted(cfg, PG_NODE))
 		open_node(p, self);
 
@@ -977,7 +1025,10 @@ int probes_open(struct probes **out, pid_t self,
 		p->groups[i].enabled = wanted(cfg, i);
 		if (!p->groups[i].enabled)
 			snprintf(p->groups[i].error, sizeof(p->groups[i].error),
-				 "not enabled (--probes)");
+				 "not enabled (--probes%s)",
+				 (PROBE_GROUPS_DEFAULT >> i) & 1u ?
+					 "" :
+					 "; not in the default set, --probes +pgstatements adds it");
 	}
 	p->rb = ring_buffer__new(p->events_fd, fn, ctx, NULL);
 	if (!p->rb) {

@@ -31,8 +31,13 @@ def main():
     with ks.Agent() as agent:
         h = agent.health
         names = {g["name"]: g for g in h["groups"]}
-        r.eq(sorted(names), ["http", "node", "postgres", "process",
-                             "profile", "sched", "tcp"], "probe groups listed")
+        r.eq(sorted(names), ["http", "node", "pgstatements", "postgres",
+                             "process", "profile", "sched", "tcp"],
+             "probe groups listed")
+        st = names.pop("pgstatements")
+        r.check(not st["enabled"] and not st["attached"] and
+                "not in the default set" in st["error"],
+                "pgstatements left out by default: %s" % st["error"])
         for g in names.values():
             if g["name"] in ("postgres", "node") and not g["attached"]:
                 # Attached when such a process runs; until then it says

@@ -178,7 +178,8 @@ def only_node(r, cmd):
                 "--probes node: node and process groups attached")
         left = sorted(n for n, g in groups.items()
                       if not g["enabled"] and not g["attached"])
-        r.eq(left, ["http", "postgres", "profile", "sched", "tcp"],
+        r.eq(left, ["http", "pgstatements", "postgres", "profile", "sched",
+                    "tcp"],
              "--probes node: the other groups left out")
         gc = "v8js_gc_duration_seconds_count"
 

@@ -1,11 +1,14 @@
 """PostgreSQL internals from its USDT probes, on a throwaway cluster started
-before the agent: K statements are K; K statements in one database and J
-in another (J short-lived connections) are K and J by db_namespace; a lock held 500 ms by one session
+before the agent. With the default probe groups (postgres: lock waits,
+deadlocks, checkpoints; the per-statement pgstatements group left out, so
+statements trap nothing and count nothing): a lock held 500 ms by one session
 makes the other's lock wait show at least 0.3 s; a deliberate deadlock is
 counted; K CHECKPOINT commands are K requested checkpoints, each lasting
 more than 0 and at most what the client measured, and a restart is one
-shutdown checkpoint; the buffer hit ratio of the second read of a table
-(after a restart emptied shared buffers) is higher than the first's."""
+shutdown checkpoint. With --probes +pgstatements: K statements are K; K statements in one database and J
+in another (J short-lived connections) are K and J by db_namespace; the
+buffer hit ratio of the second read of a table (after a restart emptied
+shared buffers) is higher than the first's."""
 import subprocess
 import threading
 import time
@@ -54,21 +57,50 @@ def main():
                 "CREATE TABLE big AS SELECT g AS x, repeat('y', 200) AS pad "
                 "FROM generate_series(1, 20000) g")
         with ks.Agent() as agent:
-            g = {x["name"]: x for x in agent.health["groups"]}["postgres"]
-            r.check(g["attached"] and g["programs"] >= 10,
-                    "USDT probes attached to the running postgres (%s)" %
-                    g["error"])
-            statements(r, agent, pg)
-            databases(r, agent, pg)
+            g = {x["name"]: x for x in agent.health["groups"]}
+            r.check(g["postgres"]["attached"] and
+                    g["postgres"]["programs"] >= 3,
+                    "default: USDT lock, deadlock and checkpoint probes "
+                    "attached to the running postgres (%s)" %
+                    g["postgres"]["error"])
+            r.check(not g["pgstatements"]["enabled"] and
+                    not g["pgstatements"]["attached"] and
+                    "+pgstatements" in g["pgstatements"]["error"],
+                    "default: per-statement probes left out (%s)" %
+                    g["pgstatements"]["error"])
+            no_statements(r, agent, pg)
             lock_wait(r, agent, pg)
             deadlock(r, agent, pg)
             checkpoints(r, agent, pg)
+        with ks.Agent("--probes", "+pgstatements") as agent:
+            g = {x["name"]: x for x in agent.health["groups"]}
+            r.check(g["pgstatements"]["attached"] and
+                    g["pgstatements"]["programs"] >= 11 and
+                    g["postgres"]["attached"],
+                    "--probes +pgstatements: per-statement probes attached "
+                    "too (%s)" % g["pgstatements"]["error"])
+            statements(r, agent, pg)
+            databases(r, agent, pg)
             buffers(r, agent, pg)
     r.done()
 
 
 def m(agent, name, **labels):
     return ks.value(agent.metrics(), name, service_name=SVC, **labels)
+
+
+def no_statements(r, agent, pg):
+    """Without the pgstatements group, statements are not seen server
+    side (no trap on them)."""
+    s = Session(pg)
+    for i in range(K):
+        s.query("SELECT %d" % i)
+    s.close()
+    time.sleep(1.5)
+    r.eq(m(agent, "katascope_pg_statement_duration_seconds_count"), 0,
+         "default: no server-side statement counted")
+    r.eq(m(agent, "katascope_pg_transactions_total"), 0,
+         "default: no transaction counted")
 
 
 def statements(r, agent, pg):

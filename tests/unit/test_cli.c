@@ -42,7 +42,8 @@ int main(void)
 	CHECK_INT(run(&o, err, 3, "--log-level", "debug"), CLI_RUN);
 	CHECK_INT(o.log_level, 3);
 
-	/* --probes: the groups named, process always; default all (0). */
+	/* --probes: the groups named, process always; default (0): all but
+	 * pgstatements; signed names change the default set. */
 	CHECK_INT(o.probe_groups, 0);
 	CHECK_INT(run(&o, err, 3, "--probes", "node"), CLI_RUN);
 	CHECK_INT(o.probe_groups, 1u << PG_PROCESS | 1u << PG_NODE);
@@ -52,13 +53,31 @@ int main(void)
 	CHECK_INT(run(&o, err, 3, "--probes",
 		      "process,tcp,sched,http,profile,postgres,node"),
 		  CLI_RUN);
+	CHECK_INT(o.probe_groups, PROBE_GROUPS_DEFAULT);
+	CHECK_INT(PROBE_GROUPS_DEFAULT, ((1u << PG_MAX) - 1) & ~(1u << PG_PGSTMT));
+	CHECK_INT(run(&o, err, 3, "--probes", "+pgstatements"), CLI_RUN);
 	CHECK_INT(o.probe_groups, (1u << PG_MAX) - 1);
+	CHECK_INT(run(&o, err, 3, "--probes", "+pgstatements,-profile,-node"),
+		  CLI_RUN);
+	CHECK_INT(o.probe_groups, ((1u << PG_MAX) - 1) & ~(1u << PG_PROFILE) &
+					  ~(1u << PG_NODE));
+	CHECK_INT(run(&o, err, 3, "--probes", "-process"), CLI_RUN);
+	CHECK_INT(o.probe_groups, PROBE_GROUPS_DEFAULT);
+	CHECK_INT(run(&o, err, 3, "--probes", "-postgres"), CLI_RUN);
+	CHECK_INT(o.probe_groups, PROBE_GROUPS_DEFAULT & ~(1u << PG_POSTGRES));
+	CHECK_INT(run(&o, err, 3, "--probes", "pgstatements"), CLI_RUN);
+	CHECK_INT(o.probe_groups, 1u << PG_PROCESS | 1u << PG_PGSTMT);
+	CHECK_INT(run(&o, err, 3, "--probes", "+pgstatements,node"), CLI_ERROR);
+	CHECK_INT(run(&o, err, 3, "--probes", "node,-profile"), CLI_ERROR);
+	CHECK_INT(run(&o, err, 3, "--probes", "+"), CLI_ERROR);
+	CHECK_INT(run(&o, err, 3, "--probes", "+pgstatements,"), CLI_ERROR);
 	CHECK_INT(run(&o, err, 3, "--probes", "process"), CLI_RUN);
 	CHECK_INT(o.probe_groups, 1u << PG_PROCESS);
 	CHECK_INT(run(&o, err, 3, "--probes", "node,nod"), CLI_ERROR);
 	CHECK_STR(err, "invalid value 'node,nod' for --probes: expected a "
 		       "comma-separated list of process, tcp, sched, http, "
-		       "profile, postgres, node");
+		       "profile, postgres, node, pgstatements, all with a + or - "
+		       "sign or none");
 	CHECK_INT(run(&o, err, 3, "--probes", ""), CLI_ERROR);
 	CHECK_INT(run(&o, err, 3, "--probes", "node,"), CLI_ERROR);
 	CHECK_INT(run(&o, err, 3, "--probes", ",node"), CLI_ERROR);
