@@ -20,7 +20,8 @@ round to round:
 --arms picks others: floor-KIND+KIND attaches only the named kinds of
 empty programs (syscalls: the socket and epoll syscall tracepoints; sched;
 tcp; sampler; usdt), e.g. --arms none,floor,floor-usdt,floor-syscalls,
-and agent-probes=GROUP+GROUP runs the agent with --probes GROUP,GROUP.
+and agent-probes=A/B runs the agent with --probes A,B (e.g.
+agent-probes=+pgstatements).
 
 It reports requests/s, each arm's ratio to "none" in the same round, and
 the medians. The floor's ratio bounds what any agent attached to those
@@ -107,7 +108,7 @@ def main():
     ap.add_argument("--port", type=int, default=19483)
     ap.add_argument("--arms", default="none,floor,agent",
                     help="comma-separated: none, agent, floor, "
-                    "floor-KIND+KIND (kinds: %s), agent-probes=GROUP+GROUP"
+                    "floor-KIND+KIND (kinds: %s), agent-probes=A/B (--probes A,B)"
                     % ", ".join(KINDS))
     a = ap.parse_args()
     lb.set_tag("hook_floor")
@@ -155,7 +156,7 @@ def main():
                 elif arm.startswith("agent"):
                     args = ()
                     if arm.startswith("agent-probes="):
-                        args = ("--probes", arm[13:].replace("+", ","))
+                        args = ("--probes", arm[13:].replace("/", ","))
                     held = lb.Agent(a.agent, a.port, workdir,
                                     "hookfloor-agent", args)
                 if held:
