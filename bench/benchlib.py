@@ -17,6 +17,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -243,6 +244,21 @@ def preflight(tag, counts=(), executables=()):
             print("%s: %s: not an executable" % (tag, p), file=sys.stderr)
             return 1
     return 0
+
+
+def print_arms(names, values, base, unit, width):
+    """One line per arm of a bench in rounds: its values per round and,
+    except for the base arm, each round's ratio to the base's and their
+    median."""
+    for name in names:
+        line = "  %-*s %s %s" % (width, name, unit,
+                                 ", ".join("%.0f" % x for x in values[name]))
+        if name != base:
+            ratios = [x / b for x, b in zip(values[name], values[base])]
+            line += "; ratio %s, median %.3f" % (
+                ", ".join("%.3f" % x for x in ratios),
+                statistics.median(ratios))
+        print(line)
 
 
 # ---- BPF programs ------------------------------------------------------------

@@ -38,7 +38,6 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,16 +181,7 @@ def main():
           "%d rounds; links: %s" % (
               lb.repo_commit(), os.uname().release, a.path, a.conns, a.secs,
               a.rounds, ", ".join("%s %d" % kv for kv in links.items())))
-    base = rps["none"]
-    for arm in ARMS:
-        line = "  %-24s req/s %s" % (arm, ", ".join("%.0f" % x
-                                                  for x in rps[arm]))
-        if arm != "none":
-            ratios = [x / b for x, b in zip(rps[arm], base)]
-            line += "; ratio %s, median %.3f" % (
-                ", ".join("%.3f" % x for x in ratios),
-                statistics.median(ratios))
-        print(line)
+    lb.print_arms(ARMS, rps, "none", "req/s", 24)
     return 0
 
 

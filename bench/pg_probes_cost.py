@@ -20,7 +20,6 @@ reads...), whatever the BPF program does.
 import argparse
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -90,19 +89,10 @@ def main():
         if pg:
             pg.stop()
         lb.close_children()
-    base = tps["no agent"]
     print("pg_probes_cost: %s, kernel %s; pgbench -S -M prepared -c 4, "
           "%d s runs, %d rounds" % (lb.repo_commit(), os.uname().release,
                                     a.secs, a.rounds))
-    for name, _ in arms:
-        line = "  %-50s tps %s" % (name, ", ".join("%.0f" % x
-                                                 for x in tps[name]))
-        if tps[name] is not base:
-            ratios = [x / b for x, b in zip(tps[name], base)]
-            line += "; ratio %s, median %.3f" % (
-                ", ".join("%.3f" % x for x in ratios),
-                statistics.median(ratios))
-        print(line)
+    lb.print_arms([name for name, _ in arms], tps, "no agent", "tps", 50)
     return 0
 
 

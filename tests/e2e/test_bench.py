@@ -3,7 +3,8 @@ here: benchmarks are not tests). bench/run.sh, bench/profile.sh and
 bench/uprobes_bench.py exit 0 when their targets were met, 3 when they ran
 but missed one on this
 (shared, noisy) machine, and 1 when they could not run: only the last fails
-this test."""
+this test. bench/hook_floor.py and bench/pg_probes_cost.py have no target:
+one short round each, which must exit 0 and report every arm."""
 import os
 import subprocess
 
@@ -42,7 +43,27 @@ def main():
             "node event-loop tracepoints" in p.stdout,
             "it reported the Node event-loop tracepoints' and the SSL "
             "uprobes' cost")
+    out = one_round(r, "hook_floor.py", ["--secs", "2", "--arms",
+                                         "none,floor,agent"])
+    r.check("links: floor 37" in out and out.count("median") == 2,
+            "hook_floor attached its 37 empty programs and reported both "
+            "arms")
+    out = one_round(r, "pg_probes_cost.py", ["--secs", "2"])
+    r.check(out.count("median") == 2, "pg_probes_cost reported both "
+            "agent arms")
     r.done()
+
+
+def one_round(r, name, args):
+    """bench/NAME --rounds 1 ARGS with the agent under test; its report."""
+    p = subprocess.run(["python3", os.path.join(ks.SRC, "bench", name),
+                        "--rounds", "1", "--agent", ks.BIN] + args,
+                       capture_output=True, text=True, timeout=300)
+    print(p.stdout[-3000:])
+    print(p.stderr[-2000:])
+    r.check(p.returncode == 0, "bench/%s, one round, ran (exit %d)" %
+            (name, p.returncode))
+    return p.stdout
 
 
 if __name__ == "__main__":
