@@ -8,6 +8,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
@@ -561,7 +562,8 @@ static void attach_ssl(struct probes *p, const char *path)
 static const char *const wait_syscalls[3] = { "epoll_pwait", "epoll_wait",
 					      "epoll_pwait2" };
 
-/* Once every watched loop has waited (returned from or entered a wait),
+/* Once every watched loop has waited (returned from or entered a wait, or
+ * is blocked in one: blocked_in_wait),
  * and at least this long after the last process was watched, the wait
  * syscalls none of them uses are detached: libuv keeps to one. */
 #define LOOP_LEARN_NS 1000000000ULL
@@ -821,11 +823,51 @@ void probes_node_unwatch(struct probes *p, pid_t tgid)
 	}
 }
 
+/*
+ * The KS_WAIT_* bit of the wait syscall a process's main thread is blocked
+ * in now (/proc/PID/syscall: its number first, or "running"), else 0. An
+ * idle loop entered its wait before the tracepoints were attached and may
+ * not leave it for hours: that is where it waits.
+ */
+static unsigned blocked_in_wait(uint32_t tgid)
+{
+	char path[48], buf[32];
+	ssize_t n;
+	long nr;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/syscall", tgid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return 0;
+	nr = strtol(buf, NULL, 10);
+#ifdef SYS_epoll_pwait
+	if (nr == SYS_epoll_pwait)
+		return KS_WAIT_EPOLL_PWAIT;
+#endif
+#ifdef SYS_epoll_wait
+	if (nr == SYS_epoll_wait)
+		return KS_WAIT_EPOLL_WAIT;
+#endif
+#ifdef SYS_epoll_pwait2
+	if (nr == SYS_epoll_pwait2)
+		return KS_WAIT_EPOLL_PWAIT2;
+#endif
+	return 0;
+}
+
 void probes_node_prune(struct probes *p)
 {
 	struct ks_node_loop v;
 	uint32_t key, next, *prev = NULL;
-	unsigned used = 0;
+	unsigned used = 0, w;
 	int fd;
 
 	if (!p->node || !p->nwatched || !p->loop_learn_ns ||
@@ -837,9 +879,10 @@ void probes_node_prune(struct probes *p)
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &v))
 			continue;
-		if (!v.waits_seen)
+		w = v.waits_seen ? v.waits_seen : blocked_in_wait(key);
+		if (!w)
 			return; /* a loop that has not waited yet: keep all */
-		used |= v.waits_seen;
+		used |= w;
 	}
 	p->loop_learn_ns = 0;
 	detach_loop(p, p->loop_on & ~used,
@@ -985,7 +1028,7 @@ int probes_open(struct probes **out, pid_t self,
 		0
 	};
 	p->groups[PG_NODE] = (struct probe_group){
-		names[PG_NODE], "event loop: epoll_pwait/epoll_wait/epoll_pwait2 enter/exit tracepoints on node processes' main thread (attached while one runs; once every loop has waited, only the ones they use); GC: uprobes on node's v8 Heap::CollectGarbage",
+		names[PG_NODE], "event loop: epoll_pwait/epoll_wait/epoll_pwait2 enter/exit tracepoints on node processes' main thread (attached while one runs; once every loop has waited or is blocked in a wait, only the ones they use); GC: uprobes on node's v8 Heap::CollectGarbage",
 		0
 	};
 	p->groups[PG_L7] = (struct probe_group){

@@ -11,7 +11,10 @@ and node groups, is healthy, and still counts the collections; there, a
 binary called node without V8's symbols (a link named node to python3
 running an asyncio loop, which waits in epoll_wait) loses only the GC
 probes: its event loop is measured, although the tracepoints of the wait
-syscalls no watched loop used had been detached before it started."""
+syscalls no watched loop used had been detached before it started. That
+detaching happens although an idle node process (a server that never gets
+a connection, blocked in epoll_pwait since before the agent started) never
+waits while the agent watches: the agent sees where it is blocked."""
 import json
 import os
 import shutil
@@ -26,6 +29,10 @@ SVC = "ks-e2e-node"
 SVC_LATE = "ks-e2e-node-late"
 SVC_SHEBANG = "ks-e2e-node-shebang"
 SVC_FAKE = "ks-e2e-node-nosyms"
+SVC_IDLE = "ks-e2e-node-idle"
+# No timer, no connection: the loop blocks in its wait for good.
+IDLE = ("require('net').createServer().listen(0, '127.0.0.1', "
+        "() => console.log('ready'))")
 # An asyncio loop: one 200 ms busy callback, otherwise a 50 ms timer.
 FAKE = """
 import asyncio, sys, time
@@ -69,6 +76,10 @@ def start_node(service, tmpdir=None):
 def main():
     ks.require_root()
     r = ks.Result("node_runtime")
+    idle = subprocess.Popen(["node", "-e", IDLE], stdout=subprocess.PIPE,
+                            text=True,
+                            env=dict(os.environ, OTEL_SERVICE_NAME=SVC_IDLE))
+    assert idle.stdout.readline().strip() == "ready"
     p = start_node(SVC)
 
     def send(line):
@@ -139,6 +150,8 @@ def main():
             r.check(minor >= 1, "allocation churn: %d scavenges" % minor)
         only_node(r, cmd)
     finally:
+        idle.kill()
+        idle.wait()
         p.kill()
         p.wait()
     r.done()
