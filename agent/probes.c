@@ -248,6 +248,9 @@ static void open_profile(struct probes *p, pid_t self,
 
 #define PG_NONE "no postgres binary seen yet (attached when one runs)"
 
+/* The groups of the PostgreSQL USDT programs (one object, pgusdt). */
+static const int pg_groups[2] = { PG_POSTGRES, PG_PGSTMT };
+
 /*
  * Load the USDT programs now, for the postgres and pgstatements groups
  * that are wanted; they attach when a postgres binary shows.
@@ -255,7 +258,8 @@ static void open_profile(struct probes *p, pid_t self,
 static void open_pg(struct probes *p, pid_t self,
 		    const struct probes_config *cfg)
 {
-	int gid[2] = { PG_POSTGRES, PG_PGSTMT }, i, err;
+	const int *gid = pg_groups;
+	int i, err;
 
 	p->pg = pgusdt_bpf__open();
 	if (p->pg) {
@@ -427,7 +431,8 @@ static int attach_pg_group(struct probes *p, const char *path, int gid)
 
 int probes_pg_attach(struct probes *p, const char *path)
 {
-	int gid[2] = { PG_POSTGRES, PG_PGSTMT }, i, n, any = 0, fail = 0;
+	const int *gid = pg_groups;
+	int i, n, any = 0, fail = 0;
 	struct stat st;
 
 	if (!p->pg)
