@@ -50,7 +50,7 @@ struct l7 {
 	struct spans *spans; /* NULL: tracing off */
 	struct metric_family *http_dur;
 	struct metric_family *http_aborted;
-	struct metric_family *http_guessed;
+	struct metric_family *http_ended_idle;
 	struct metric_family *routes_collapsed;
 	struct metric_family *unmatched, *unparsed;
 	struct pending *pending;
@@ -89,9 +89,9 @@ struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 		METRIC_COUNTER,
 		"HTTP requests whose connection closed before a response was written.",
 		ab_labels, NULL, 0);
-	l->http_guessed = metric_family_new(
-		reg, "katascope_http_server_end_guessed_total", METRIC_COUNTER,
-		"HTTP responses whose end the kernel could not see exactly (no length in the first 256 bytes of the head); their end is the last write before the next request or the close.",
+	l->http_ended_idle = metric_family_new(
+		reg, "katascope_http_server_ended_idle_total", METRIC_COUNTER,
+		"HTTP responses ended by a second of silence on their connection (no next request or close came): their end is the last write before it.",
 		svc, NULL, 0);
 	l->routes_collapsed = metric_family_new(
 		reg, "katascope_http_route_collapsed_total", METRIC_COUNTER,
@@ -108,7 +108,7 @@ struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 		"Request records whose first bytes did not parse as an HTTP/1.x request line.",
 		svc, NULL, 0);
 	if (!l->pending || !l->client || !l->http_dur || !l->http_aborted ||
-	    !l->http_guessed || !l->routes_collapsed || !l->unmatched ||
+	    !l->http_ended_idle || !l->routes_collapsed || !l->unmatched ||
 	    !l->unparsed) {
 		l7_free(l);
 		return NULL;
@@ -316,10 +316,10 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 
 		ks_utoa(status, ev->status);
 		metric_observe(l->http_dur, lv, d);
-		if (ev->flags & KS_L7_F_END_GUESSED) {
+		if (ev->flags & KS_L7_F_END_IDLE) {
 			const char *sv[] = { e->service };
 
-			metric_add(l->http_guessed, sv, 1);
+			metric_add(l->http_ended_idle, sv, 1);
 		}
 	}
 }

@@ -455,13 +455,21 @@ static int start(struct agent *a, char *msg, size_t len)
 static void run(struct agent *a)
 {
 	uint64_t next = mono_ns(), period = a->opt.refresh_ms * 1000000ULL;
-	int err;
+	uint64_t sweep = next;
+	int err, sweep_warned = 0;
 
 	while (!stopping) {
 		err = probes_poll(a->probes, 50);
 		if (err < 0 && err != -EINTR) {
 			log_error("ring buffer poll failed: %s", strerror(-err));
 			break;
+		}
+		if (mono_ns() >= sweep) {
+			err = probes_l7_sweep(a->probes);
+			if (err < 0 && !sweep_warned++)
+				log_warn("idle HTTP exchanges not ended (sweep failed: %s): they end at the next request or close",
+					 strerror(-err));
+			sweep = mono_ns() + 500000000ULL;
 		}
 		profiler_tick(a->profiler, a->procs, mono_ns());
 		if (mono_ns() >= next) {

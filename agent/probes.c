@@ -92,9 +92,11 @@ static int attach_all(struct probes *p, struct bpf_object *obj,
 	int err;
 
 	bpf_object__for_each_program(prog, obj) {
-		/* Uprobes attach per binary, when one is found. */
+		/* Uprobes attach per binary, when one is found; syscall
+		 * programs are run by the agent (probes_l7_sweep). */
 		if (!strncmp(bpf_program__section_name(prog), "uprobe", 6) ||
-		    !strncmp(bpf_program__section_name(prog), "uretprobe", 9))
+		    !strncmp(bpf_program__section_name(prog), "uretprobe", 9) ||
+		    !strcmp(bpf_program__section_name(prog), "syscall"))
 			continue;
 		link = bpf_program__attach(prog);
 		err = libbpf_get_error(link);
@@ -1116,6 +1118,18 @@ void probes_close(struct probes *p)
  * on the ring's epoll only returns early for bursts: drain it after every
  * wait, timeout or not.
  */
+int probes_l7_sweep(struct probes *p)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	int err;
+
+	if (!p->l7 || !p->groups[PG_L7].attached)
+		return 0;
+	err = bpf_prog_test_run_opts(bpf_program__fd(p->l7->progs.l7_sweep),
+				     &opts);
+	return err ? -errno : (int)opts.retval;
+}
+
 int probes_poll(struct probes *p, int timeout_ms)
 {
 	int n = ring_buffer__poll(p->rb, timeout_ms);

@@ -68,6 +68,10 @@ int probes_open(struct probes **out, pid_t self,
 		const struct probes_config *cfg, probe_event_fn fn, void *ctx,
 		char *msg, size_t len);
 void probes_close(struct probes *p);
+/* End the HTTP exchanges whose response has been silent for a second (the
+ * kernel ends the others at the next request or the close): run every
+ * 500 ms. Returns how many it ended, or -errno. */
+int probes_l7_sweep(struct probes *p);
 /* Consume ring-buffer records; returns records handled or -errno. */
 int probes_poll(struct probes *p, int timeout_ms);
 /* Read the stats of every process and call fn for each. */

@@ -53,6 +53,7 @@ struct telemetry {
 	struct metric_family *self_lost;
 	struct metric_family *self_map_full;
 	struct metric_family *self_stack_lost;
+	struct metric_family *self_resp_cut;
 	struct metric_family *self_overflow;
 	struct metric_family *self_events;
 	struct metric_family *self_procs;
@@ -95,7 +96,7 @@ static int register_all(struct telemetry *t)
 		&t->loop_util, &t->loop_busy, &t->gc,
 		&t->node_cpu, &t->node_mem, &t->self_lost, &t->self_map_full,
 		&t->self_overflow, &t->self_events, &t->self_procs,
-		&t->self_stack_lost,
+		&t->self_stack_lost, &t->self_resp_cut,
 		&t->self_proc_dropped, &t->self_cpu, &t->self_rss,
 		&t->build_info,
 	};
@@ -185,6 +186,10 @@ static int register_all(struct telemetry *t)
 				 METRIC_COUNTER,
 				 "Profile samples whose stack could not be stored (stack map hash collision or full).",
 				 NULL, 0);
+	t->self_resp_cut = fam(t, "katascope_http_responses_cut_total",
+			       METRIC_COUNTER,
+			       "HTTP responses (server or client side) that went on after a pause of more than a second had ended their exchange: their duration ends at the pause.",
+			       NULL, 0);
 	t->self_overflow = fam(t, "katascope_metric_overflow_total",
 			       METRIC_COUNTER,
 			       "New label sets refused because a metric reached --max-series (counted in its otel_metric_overflow series).",
@@ -575,6 +580,8 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 		    (double)st->drops[KS_DROP_SAMPLES_FULL]);
 	set_counter(t->self_map_full, m_heads,
 		    (double)st->drops[KS_DROP_L7_HEAD_REUSED]);
+	set_counter(t->self_resp_cut, NULL,
+		    (double)st->drops[KS_DROP_L7_RESP_CUT]);
 	set_counter(t->self_stack_lost, NULL,
 		    (double)st->drops[KS_DROP_STACK_COLLISION]);
 	set_counter(t->self_overflow, NULL,

@@ -73,6 +73,12 @@ def one_run(agent_path, binary, n, workdir, port):
         p1 = lb.prog_snapshot(ag.prog_ids)
         c1 = ag.cpu()
         m = ag.metrics()
+        deadline = time.monotonic() + 3  # > the 1 s idle end + sweep
+        while time.monotonic() < deadline and (
+                counted(m, "http_server_request_duration_seconds") < n or
+                counted(m, "http_client_request_duration_seconds") < n):
+            time.sleep(0.1)
+            m = ag.metrics()
     finally:
         ag.stop()
     r = {"wall": wall, "agent": (c1[1] - c0[1]) * 1e9 / n,

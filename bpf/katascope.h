@@ -92,10 +92,11 @@ struct ks_tcp_close_event {
 /*
  * L7 exchanges seen on socket syscalls. The kernel finds where an HTTP
  * request starts (first read of a request line on an idle connection) and
- * where its response ends (Content-Length reached, the chunked terminator
- * written, a body-less response's head written, or else the last write
- * before the next request or the close). Two records per exchange: the
- * request with the first bytes of its head, and the end with the status.
+ * where its response ends: the last byte written (server) or read (client)
+ * before the next request, the close, or a second of silence (the idle
+ * sweep); a body-less response (101, 204, 304, HEAD) ends with its head.
+ * One record per exchange, its end, carrying the request's first bytes
+ * (two with split records: the request's first, see KS_L7_F_HEAD).
  */
 #define KS_L7_DATA 256
 
@@ -125,7 +126,8 @@ enum ks_l7_proto {
 	KS_PROTO_REDIS = 3,
 };
 
-#define KS_L7_F_END_GUESSED 0x1 /* end taken from the last write seen */
+#define KS_L7_F_END_IDLE 0x1 /* ended by the idle sweep (no next request
+			    * or close came within a second) */
 #define KS_L7_F_TLS 0x2 /* plaintext of a TLS connection (SSL_read/write) */
 /*
  * The request's bytes ride on the record that ends its exchange: one
@@ -276,6 +278,8 @@ enum ks_drop_reason {
 	KS_DROP_SAMPLES_FULL, /* cpu_samples / offcpu_ns map full */
 	KS_DROP_L7_HEAD_REUSED, /* a request head's slot was taken by another
 				 * connection before its exchange ended */
+	KS_DROP_L7_RESP_CUT, /* an HTTP response went on after the idle sweep
+			      * had ended its exchange (a pause > 1 s) */
 	KS_DROP_MAX,
 };
 

@@ -1,6 +1,9 @@
 """More of the HTTP contract, end to end:
 - every write path (write, writev, sendmsg, sendfile; reads by recvmsg) of a
   raw-socket server is counted exactly;
+- the last exchange of an idle keep-alive connection is ended by the idle
+  sweep within 2 s, and a response pausing longer than a second mid-body is
+  cut at the pause and counted as cut;
 - a Node service calling another over HTTP gets
   http_client_request_duration_seconds with the upstream's address, port
   and status, as many as it made;
@@ -11,6 +14,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import ks
 import services
@@ -73,8 +77,55 @@ def write_paths(r, agent, port):
     for p in paths:
         r.eq(got.get(p, 0), 3, "requests answered by %s" % p[1:])
     s = agent.metrics()
-    r.eq(ks.value(s, "katascope_http_server_end_guessed_total",
-                  service_name="ks-e2e-raw"), 0, "every end seen exactly")
+    r.eq(ks.value(s, "katascope_http_server_ended_idle_total",
+                  service_name="ks-e2e-raw"), 0,
+         "closed connections: no exchange ended by the idle sweep")
+    idle_end(r, agent, port)
+
+
+def idle_end(r, agent, port):
+    import http.client
+
+    def count(route):
+        return series(agent.metrics(), SRV + "_count",
+                      "ks-e2e-raw").get(route, 0)
+
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.request("GET", "/write")
+    r.eq(len(c.getresponse().read()), 3000, "keep-alive /write body")
+    t0 = time.monotonic()
+    got = ks.wait_for(lambda: count("/write") == 4, 4, 0.05)
+    took = time.monotonic() - t0
+    r.check(got and took <= 2.0, "the last exchange of an idle keep-alive "
+            "connection counted within 2 s (%s after %.2f s)" %
+            (count("/write"), took))
+    r.check(took >= 0.9, "... and not before its second of silence "
+            "(%.2f s)" % took)
+    r.eq(ks.value(agent.metrics(), "katascope_http_server_ended_idle_total",
+                  service_name="ks-e2e-raw"), 1, "ended by the idle sweep")
+    # 1.6 s of silence mid-body: the exchange ends at the pause, and the
+    # bytes after it are counted as a cut response.
+    t0 = time.monotonic()
+    c.request("GET", "/pause")
+    r.eq(len(c.getresponse().read()), 3000, "/pause body, whole")
+    r.check(time.monotonic() - t0 >= 1.6, "/pause paused")
+    ks.wait_for(lambda: count("/pause") == 1, 4, 0.05)
+    s = agent.metrics()
+    r.eq(count("/pause"), 1, "/pause counted once")
+    dur = ks.value(s, SRV + "_sum", service_name="ks-e2e-raw",
+                   http_route="/pause")
+    r.check(dur < 0.5, "/pause's duration ends at its pause (%.3f s)" % dur)
+    ks.wait_for(lambda: ks.value(agent.metrics(),
+                                 "katascope_http_responses_cut_total") >= 2,
+                4)  # self-metrics follow the refresh interval
+    s = agent.metrics()
+    r.check(any(n == "katascope_http_responses_cut_total" for n, _ in s),
+            "katascope_http_responses_cut_total is served")
+    # This test's own client reads the answer after the same pause.
+    r.eq(ks.value(s, "katascope_http_responses_cut_total"), 2,
+         "the bytes after the pause counted as a cut response, server "
+         "and client side")
+    c.close()
 
 
 def client_calls(r, agent, front, up):

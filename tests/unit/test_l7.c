@@ -23,7 +23,7 @@
 
 #define DUR "http_server_request_duration_seconds"
 #define ABORTED "katascope_http_server_requests_aborted_total"
-#define GUESSED "katascope_http_server_end_guessed_total"
+#define ENDED_IDLE "katascope_http_server_ended_idle_total"
 #define COLLAPSED "katascope_http_route_collapsed_total"
 
 /* ---- reading the registry back ------------------------------------------ */
@@ -276,7 +276,7 @@ static void test_single(void)
 	l7_stats(l, &st);
 	CHECK_INT(st.unmatched, 0);
 	CHECK_INT(st.unparsed, 0);
-	CHECK_INT(total(r, GUESSED, NULL), 0);
+	CHECK_INT(total(r, ENDED_IDLE, NULL), 0);
 	l7_free(l);
 	metric_registry_free(r);
 }
@@ -415,13 +415,13 @@ static void test_aborted_unmatched(void)
 	CHECK_INT(count(r, V("web", "GET", "/a", "200", "8080", "http")), 1);
 	CHECK_INT(val(r, ABORTED, V("web", "POST", "/b", "8080")), 1);
 
-	/* An end the kernel had to guess is counted. */
+	/* An end made by the idle sweep is counted. */
 	request(l, &e, CONN(12), MS, "GET /stream HTTP/1.1\r\n\r\n");
 	end(l, &e, CONN(12), KS_L7_HTTP_DONE, MS, 9 * MS, 200,
-	    KS_L7_F_END_GUESSED);
+	    KS_L7_F_END_IDLE);
 	CHECK_INT(count(r, V("web", "GET", "/stream", "200", "8080", "http")),
 		  1);
-	CHECK_INT(val(r, GUESSED, V("web")), 1);
+	CHECK_INT(val(r, ENDED_IDLE, V("web")), 1);
 
 	/* Unmonitored processes add nothing and disturb nothing. */
 	request(l, &off, CONN(13), MS, "GET /x HTTP/1.1\r\n\r\n");
@@ -464,13 +464,13 @@ static void test_head_on_end(void)
 		 "POST /c HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
 	done(l, &e, CONN(21), MS, 5 * MS, 200);
 	end(l, &e, CONN(21), KS_L7_HTTP_DONE, MS, 7 * MS, 201,
-	    KS_L7_F_END_GUESSED);
+	    KS_L7_F_END_IDLE);
 	CHECK_INT(count(r, V("web", "GET", "/a", "200", "8080", "http")), 1);
 	h = find(r, DUR, V("web", "GET", "/b", "200", "8080", "http"));
 	CHECK_INT(h.count, 1);
 	CHECK(NEAR(h.sum, 0.004));
 	CHECK_INT(count(r, V("web", "POST", "/c", "201", "8080", "http")), 1);
-	CHECK_INT(val(r, GUESSED, V("web")), 1);
+	CHECK_INT(val(r, ENDED_IDLE, V("web")), 1);
 	/* Aborted: the request is known from the abort record itself. */
 	end_head(l, &e, CONN(22), KS_L7_HTTP_ABORTED, MS, 0, 0, 0,
 		 "PUT /slow/5 HTTP/1.1\r\n\r\n");

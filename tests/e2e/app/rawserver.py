@@ -4,12 +4,14 @@ agent traces is exercised:
   GET /write     os.write        GET /writev    os.writev (head, body)
   GET /sendmsg   sendmsg         GET /sendfile  head by send, body by
                                                 sendfile(2) from a file
+  GET /pause     head and 1000 body bytes, 1.6 s of silence, the rest
 Requests are read with recvmsg. Keep-alive; prints "ready PORT"."""
 import os
 import socket
 import sys
 import tempfile
 import threading
+import time
 
 BODY = b"x" * 3000
 
@@ -27,6 +29,10 @@ def answer(conn, path, blob):
     elif path == b"/sendfile":
         conn.send(head)
         os.sendfile(fd, blob.fileno(), 0, len(BODY))
+    elif path == b"/pause":
+        os.write(fd, head + BODY[:1000])
+        time.sleep(1.6)
+        os.write(fd, BODY[1000:])
     else:
         os.write(fd, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
