@@ -83,9 +83,9 @@ struct l7_conn {
 	__u16 rport;
 	__u8 proto; /* client protocol */
 	__u8 family;
-	__u8 pad0;
+	__u8 has_slot; /* head_slot is this connection's */
 	__u8 tls; /* plaintext seen through OpenSSL, keyed by the SSL object */
-	__u16 head_slot; /* server: its slot in req_heads */
+	__u16 head_slot; /* its slot in req_heads (server) and resp_open */
 	__u64 req_start_ns;
 	__u64 last_ns; /* RESP: the last response byte written (server) or
 			* read (client) */
@@ -129,6 +129,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } head_turn SEC(".maps");
+
+/*
+ * The connection with an exchange in RESP per slot (its key, or 0): what
+ * the idle sweep walks (8192 words; walking the conns hash map's 65536
+ * buckets cost 1 ms per sweep). A slot taken by a newer connection hides
+ * the older one's exchange from the sweep; it then ends at the next
+ * request or the close.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HEAD_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} resp_open SEC(".maps");
 
 static __always_inline __u16 next_head_slot(void)
 {
@@ -344,7 +358,38 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
  * of its state word, and the loser does not report it. A fresher one the
  * sweep does not touch: plain stores.
  */
-static __always_inline int claim_end(struct l7_conn *c, __u64 now)
+static __always_inline void resp_open_set(struct l7_conn *c, __u64 key)
+{
+	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
+	__u64 *o = bpf_map_lookup_elem(&resp_open, &slot);
+
+	if (o)
+		*o = key;
+}
+
+/* The exchange under way on c (state RESP) left it: its slot no longer
+ * names it for the sweep. */
+static __always_inline void resp_open_clear(struct l7_conn *c, __u64 key)
+{
+	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
+	__u64 *o = bpf_map_lookup_elem(&resp_open, &slot);
+
+	if (o && *o == key)
+		__sync_val_compare_and_swap(o, key, 0);
+}
+
+/* An exchange enters RESP: its response (server) or answer (client)
+ * started. */
+static __always_inline void enter_resp(struct l7_conn *c, __u64 key,
+				       __u64 now)
+{
+	c->state = ST_RESP;
+	c->last_ns = now;
+	if (c->has_slot)
+		resp_open_set(c, key);
+}
+
+static __always_inline int claim_end(struct l7_conn *c, __u64 key, __u64 now)
 {
 	union {
 		__u64 word;
@@ -355,15 +400,19 @@ static __always_inline int claim_end(struct l7_conn *c, __u64 now)
 
 	if (now - c->last_ns < idle_end_ns / 2) {
 		c->state = ST_IDLE;
-		return 1;
+	} else {
+		old.word = c->word;
+		if (old.state != ST_RESP)
+			return 0;
+		new.word = old.word;
+		new.state = ST_IDLE;
+		if (__sync_val_compare_and_swap(&c->word, old.word,
+						new.word) != old.word)
+			return 0;
 	}
-	old.word = c->word;
-	if (old.state != ST_RESP)
-		return 0;
-	new.word = old.word;
-	new.state = ST_IDLE;
-	return __sync_val_compare_and_swap(&c->word, old.word, new.word) ==
-	       old.word;
+	if (c->has_slot)
+		resp_open_clear(c, key);
+	return 1;
 }
 
 /* The record ending a server exchange, with the request's bytes when they
@@ -425,6 +474,7 @@ static __always_inline void start_request(struct l7_conn *c, __u64 key,
 	if (c->role != ROLE_SERVER) {
 		c->role = ROLE_SERVER;
 		c->head_slot = next_head_slot();
+		c->has_slot = 1;
 	}
 	c->state = ST_REQ;
 	c->flags = kind == 2 ? CF_HEAD_REQ : 0;
@@ -485,7 +535,7 @@ static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 	}
 	h->len = ret < KS_L7_DATA ? ret : KS_L7_DATA;
 	h->total = ret;
-	if (claim_end(c, now))
+	if (claim_end(c, key, now))
 		submit_event(e);
 	else /* the sweep ended it, with its own record */
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
@@ -530,7 +580,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 		return;
 	}
 	/* The next request ends the response under way. */
-	if (c->state == ST_RESP && claim_end(c, now))
+	if (c->state == ST_RESP && claim_end(c, key, now))
 		emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
 	start_request(c, key, kind, h, buf, ret, now);
 }
@@ -586,7 +636,7 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 		}
 		/* A head while a response is under way: the answer to the
 		 * next of pipelined requests. */
-		if (claim_end(c, now))
+		if (claim_end(c, key, now))
 			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
 		c->flags &= ~CF_HEAD_REQ; /* its method is not known here */
 	} else if (!status) {
@@ -606,7 +656,7 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 		c->state = ST_IDLE;
 		return;
 	}
-	c->state = ST_RESP;
+	enter_resp(c, key, now);
 }
 
 /* ---- client side ------------------------------------------------------ */
@@ -754,10 +804,14 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 	if (proto <= 0 || (c->state != ST_IDLE && proto != c->proto))
 		return;
 	/* The next HTTP request ends the answer under way. */
-	if (c->state == ST_RESP && claim_end(c, now))
+	if (c->state == ST_RESP && claim_end(c, key, now))
 		emit_client_end(c, key, KS_L7_CLIENT_DONE, c->last_ns, 0, now);
 	c->role = ROLE_CLIENT;
 	c->proto = proto;
+	if (proto == KS_PROTO_HTTP && !c->has_slot) {
+		c->head_slot = next_head_slot();
+		c->has_slot = 1;
+	}
 	c->state = ST_REQ;
 	c->flags = head_req ? CF_HEAD_REQ : 0;
 	c->status = 0;
@@ -851,8 +905,7 @@ static __always_inline void client_read(struct l7_conn *c, __u64 key,
 			client_done(c, key, now, NULL, 0);
 			return;
 		}
-		c->state = ST_RESP;
-		c->last_ns = now;
+		enter_resp(c, key, now);
 	}
 }
 
@@ -1288,7 +1341,7 @@ int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 					now);
 		else if (c->state == ST_REQ)
 			emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
-		else if (c->state == ST_RESP && claim_end(c, now)) {
+		else if (c->state == ST_RESP && claim_end(c, key, now)) {
 			if (c->role == ROLE_CLIENT)
 				emit_client_end(c, key, KS_L7_CLIENT_DONE,
 						c->last_ns, 0, now);
@@ -1309,14 +1362,13 @@ struct sweep_ctx {
 };
 
 /*
- * End c's exchange if its response has been silent for idle_end_ns. The
- * record is made first, from the state as it stands, and sent only if the
- * claim succeeds: a syscall that wins the race starts the next exchange in
- * the same state (its request bytes, its method), which must not leak into
- * this record.
+ * End the exchange of the connection named in slot i if its response has
+ * been silent for idle_end_ns. The record is made first, from the state as
+ * it stands, and sent only if the claim succeeds: a syscall that wins the
+ * race starts the next exchange in the same state (its request bytes, its
+ * method), which must not leak into this record.
  */
-static long sweep_conn(struct bpf_map *map, __u64 *key, struct l7_conn *c,
-		       struct sweep_ctx *x)
+static long sweep_slot(__u32 i, struct sweep_ctx *x)
 {
 	union {
 		__u64 word;
@@ -1324,19 +1376,30 @@ static long sweep_conn(struct bpf_map *map, __u64 *key, struct l7_conn *c,
 			__u8 kind, state, flags, role;
 		};
 	} old, new;
-	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
+	__u32 slot = i & (HEAD_SLOTS - 1);
 	struct ks_l7_event *e;
 	struct req_head *h;
-	__u64 last = c->last_ns;
+	struct l7_conn *c;
+	__u64 *o, key, last;
 
+	o = bpf_map_lookup_elem(&resp_open, &slot);
+	if (!o || !*o)
+		return 0;
+	key = *o;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c || c->state != ST_RESP) {
+		__sync_val_compare_and_swap(o, key, 0); /* stale */
+		return 0;
+	}
+	last = c->last_ns;
 	old.word = c->word;
 	if (old.state != ST_RESP || last + idle_end_ns > x->now)
 		return 0;
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return 0;
-	fill(e, c, *key, old.role == ROLE_CLIENT ? KS_L7_CLIENT_DONE :
-						   KS_L7_HTTP_DONE,
+	fill(e, c, key, old.role == ROLE_CLIENT ? KS_L7_CLIENT_DONE :
+						  KS_L7_HTTP_DONE,
 	     last, KS_L7_F_END_IDLE, x->now);
 	if (old.role == ROLE_CLIENT && c->proto == KS_PROTO_HTTP &&
 	    !split_records) {
@@ -1345,7 +1408,7 @@ static long sweep_conn(struct bpf_map *map, __u64 *key, struct l7_conn *c,
 		e->flags |= KS_L7_F_HEAD;
 	} else if (old.role == ROLE_SERVER && (old.flags & CF_HEAD_PENDING)) {
 		h = bpf_map_lookup_elem(&req_heads, &slot);
-		if (h && h->owner == *key) {
+		if (h && h->owner == key) {
 			__builtin_memcpy(e->data, h->data, KS_L7_DATA);
 			e->len = h->len;
 			e->total_len = h->total;
@@ -1362,6 +1425,7 @@ static long sweep_conn(struct bpf_map *map, __u64 *key, struct l7_conn *c,
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
+	__sync_val_compare_and_swap(o, key, 0);
 	submit_event(e);
 	x->ended++;
 	return 0;
@@ -1374,6 +1438,6 @@ int l7_sweep(void *ctx)
 {
 	struct sweep_ctx x = { .now = bpf_ktime_get_ns() };
 
-	bpf_for_each_map_elem(&conns, sweep_conn, &x, 0);
+	bpf_loop(HEAD_SLOTS, sweep_slot, &x, 0);
 	return x.ended;
 }
