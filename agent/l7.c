@@ -42,6 +42,7 @@ struct pending {
 struct guard_slot {
 	char service[PI_NAME_LEN];
 	struct route_guard guard;
+	struct route_memo memo; /* the guard's results for recent targets */
 };
 
 struct l7 {
@@ -136,14 +137,14 @@ static struct pending *slot(struct l7 *l, uint64_t conn_id)
 	return &l->pending[(h >> 40) & (PENDING_SLOTS - 1)];
 }
 
-static struct route_guard *guard_for(struct l7 *l, const char *service)
+static struct guard_slot *guard_for(struct l7 *l, const char *service)
 {
 	struct guard_slot *g;
 	unsigned i;
 
 	for (i = 0; i < l->nguards; i++)
 		if (strcmp(l->guards[i]->service, service) == 0)
-			return &l->guards[i]->guard;
+			return l->guards[i];
 	if (l->nguards == MAX_GUARDS)
 		return NULL;
 	g = calloc(1, sizeof(*g));
@@ -151,7 +152,7 @@ static struct route_guard *guard_for(struct l7 *l, const char *service)
 		return NULL;
 	snprintf(g->service, sizeof(g->service), "%s", service);
 	l->guards[l->nguards++] = g;
-	return &g->guard;
+	return g;
 }
 
 /* Method and normalized, guarded route of one request head. */
@@ -159,10 +160,10 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 		    size_t len, struct pending_req *out,
 		    struct http1_request *reqp)
 {
+	bool cut;
 	struct http1_request req;
-	struct route_guard *g;
+	struct guard_slot *gs;
 	uint64_t before;
-	size_t n;
 	int rlen;
 
 	if (http1_parse_request(buf, len, &req))
@@ -170,24 +171,27 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 	*reqp = req;
 	ks_strlcpy(out->method, http1_method_name(req.method),
 		   sizeof(out->method));
-	rlen = http_route(req.path, req.path_len,
-			  (req.h.flags & HTTP1_F_PATH_TRUNC) != 0, out->route,
-			  sizeof(out->route));
+	cut = (req.h.flags & HTTP1_F_PATH_TRUNC) != 0;
+	gs = guard_for(l, e->service);
+	if (!gs) {
+		rlen = http_route(req.path, req.path_len, cut, out->route,
+				  sizeof(out->route));
+		if (rlen < 0)
+			out->route[0] = '\0';
+		return 0;
+	}
+	before = gs->guard.collapsed;
+	rlen = route_memo_apply(&gs->memo, &gs->guard, req.path, req.path_len,
+				cut, out->route, sizeof(out->route));
 	if (rlen < 0) {
 		out->route[0] = '\0';
 		return 0;
 	}
-	g = guard_for(l, e->service);
-	if (g) {
-		before = g->collapsed;
-		n = route_guard_apply(g, out->route, (size_t)rlen);
-		out->route[n] = '\0';
-		if (g->collapsed != before) {
-			const char *lv[] = { e->service };
+	if (gs->guard.collapsed != before) {
+		const char *lv[] = { e->service };
 
-			metric_add(l->routes_collapsed, lv,
-				   (double)(g->collapsed - before));
-		}
+		metric_add(l->routes_collapsed, lv,
+			   (double)(gs->guard.collapsed - before));
 	}
 	return 0;
 }

@@ -218,6 +218,7 @@ static struct route_guard_pos *find_pos(struct route_guard *g, uint64_t key)
 			if (g->npos >= ROUTE_GUARD_POSITIONS)
 				return NULL;
 			g->npos++;
+			g->added++;
 			p->key = key;
 			return p;
 		}
@@ -241,6 +242,7 @@ static bool admit(struct route_guard *g, uint64_t key, const char *s, size_t n)
 	if (p->nvalues >= ROUTE_GUARD_VALUES)
 		return false;
 	p->values[p->nvalues++] = h;
+	g->added++;
 	return true;
 }
 
@@ -271,4 +273,48 @@ size_t route_guard_apply(struct route_guard *g, char *route, size_t len)
 	}
 	route[out] = '\0';
 	return out;
+}
+
+/* ---- memo --------------------------------------------------------------- */
+
+int route_memo_apply(struct route_memo *m, struct route_guard *g,
+		     const char *target, size_t len, bool path_cut, char *out,
+		     size_t outsz)
+{
+	struct route_memo_slot *s;
+	uint64_t h, added, collapsed;
+	int rlen;
+	size_t n;
+
+	if (len > ROUTE_MEMO_IN || outsz > ROUTE_MEMO_OUT) {
+		rlen = http_route(target, len, path_cut, out, outsz);
+		return rlen < 0 ? rlen
+				: (int)route_guard_apply(g, out, (size_t)rlen);
+	}
+	h = ks_hash_bytes(KS_HASH_SEED ^ (outsz << 1 | path_cut), target, len);
+	s = &m->slots[h & (ROUTE_MEMO_SLOTS - 1)];
+	h |= 1;
+	if (s->hash == h && s->in_len == len && s->cut == path_cut &&
+	    s->outsz == outsz && memcmp(s->in, target, len) == 0) {
+		memcpy(out, s->out, s->out_len + 1u);
+		g->collapsed += s->collapsed;
+		return s->out_len;
+	}
+	rlen = http_route(target, len, path_cut, out, outsz);
+	if (rlen < 0)
+		return rlen;
+	added = g->added;
+	collapsed = g->collapsed;
+	n = route_guard_apply(g, out, (size_t)rlen);
+	if (g->added != added)
+		return (int)n; /* not final yet: the next pass may differ */
+	s->hash = h;
+	s->in_len = (uint16_t)len;
+	s->cut = path_cut;
+	s->outsz = (uint16_t)outsz;
+	s->collapsed = (uint32_t)(g->collapsed - collapsed);
+	s->out_len = (uint16_t)n;
+	memcpy(s->in, target, len);
+	memcpy(s->out, out, n + 1);
+	return (int)n;
 }
