@@ -13,9 +13,10 @@
  * capped at max_series, so is the table.
  *
  * A series is one allocation: the struct, then its label value pointers,
- * then its histogram buckets, then the value strings themselves. A refused
- * label set costs nothing: it shares the family's one overflow series,
- * which sits in the creation-order list but not in the hash table.
+ * then its histogram buckets, then the values' lengths, then the value
+ * strings themselves. A refused label set costs nothing: it shares the
+ * family's one overflow series, which sits in the creation-order list but
+ * not in the hash table.
  *
  * Locking. One recursive mutex per registry. Updates are a lock, a hash,
  * and a few compares; a render holds the lock for the whole text so a
@@ -48,6 +49,7 @@ struct metric_series {
 	struct metric_series *hnext; /* hash chain */
 	uint64_t hash;
 	const char **values; /* nlabels strings, in this allocation */
+	uint32_t *lens;	     /* their lengths, in this allocation */
 	uint64_t *buckets;   /* histograms: nbounds + 1, else NULL */
 	double value;	     /* counters, gauges */
 	double sum;	     /* histograms */
@@ -63,6 +65,7 @@ struct metric_family {
 	enum metric_kind kind;
 	unsigned nlabels;
 	char **label_names;
+	size_t *lens; /* nlabels: the lengths of the values being looked up */
 	unsigned nbounds;
 	double *bounds;
 	char (*le)[METRIC_NUM_LEN]; /* bounds as rendered */
@@ -239,6 +242,7 @@ static void family_free(struct metric_family *f)
 	for (i = 0; f->label_names && i < f->nlabels; i++)
 		free(f->label_names[i]);
 	free(f->label_names);
+	free(f->lens);
 	free(f->bounds);
 	free(f->le);
 	free(f->help);
@@ -291,7 +295,8 @@ static int copy_labels(struct metric_family *f, const char *const *names)
 	if (!n)
 		return 0;
 	f->label_names = calloc(n, sizeof(*f->label_names));
-	if (!f->label_names)
+	f->lens = calloc(n, sizeof(*f->lens));
+	if (!f->label_names || !f->lens)
 		return -1;
 	f->nlabels = n;
 	for (i = 0; i < n; i++) {
@@ -401,24 +406,53 @@ static const char *value_at(const char *const *values, unsigned i)
 	return v ? v : "";
 }
 
-/* Hash of the length-prefixed encoding of the values. */
-static uint64_t hash_values(const char *const *values, unsigned n)
+/*
+ * Hash of the values (each hashed with its length, so the encoding is
+ * length-prefixed), their lengths into f->lens. Each value is hashed on
+ * its own and then folded in: the multiplies of different values overlap
+ * instead of waiting on each other.
+ */
+static uint64_t hash_values(struct metric_family *f, const char *const *values)
 {
 	uint64_t h = KS_HASH_SEED;
 	unsigned i;
 
-	for (i = 0; i < n; i++)
-		h = ks_hash_str(h, value_at(values, i));
-	return h;
+	for (i = 0; i < f->nlabels; i++) {
+		const char *v = value_at(values, i);
+
+		f->lens[i] = strlen(v);
+		h = ks_hash_mix(h, ks_hash_bytes(KS_HASH_SEED, v, f->lens[i]));
+	}
+	return h ^ (h >> 32);
 }
 
-static int series_matches(const struct metric_series *s,
-			  const char *const *values, unsigned n)
+/* n bytes of a and b equal? Label values are short: no call. */
+static int bytes_equal(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+
+	for (; n >= 8; a += 8, b += 8, n -= 8) {
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return 0;
+	}
+	for (; n; a++, b++, n--)
+		if (*a != *b)
+			return 0;
+	return 1;
+}
+
+/* Same values as the ones hash_values() measured last? */
+static int series_matches(const struct metric_family *f,
+			  const struct metric_series *s,
+			  const char *const *values)
 {
 	unsigned i;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(s->values[i], value_at(values, i)) != 0)
+	for (i = 0; i < f->nlabels; i++)
+		if (s->lens[i] != f->lens[i] ||
+		    !bytes_equal(s->values[i], value_at(values, i), f->lens[i]))
 			return 0;
 	return 1;
 }
@@ -431,7 +465,7 @@ find_series(struct metric_family *f, const char *const *values, uint64_t hash)
 	if (!f->table_size)
 		return NULL;
 	for (s = f->table[hash & (f->table_size - 1)]; s; s = s->hnext)
-		if (s->hash == hash && series_matches(s, values, f->nlabels))
+		if (s->hash == hash && series_matches(f, s, values))
 			return s;
 	return NULL;
 }
@@ -462,7 +496,7 @@ static int table_grow(struct metric_family *f)
 static struct metric_series *series_alloc(struct metric_family *f,
 					  const char *const *values)
 {
-	size_t ptrs = f->nlabels * sizeof(char *);
+	size_t ptrs = f->nlabels * (sizeof(char *) + sizeof(uint32_t));
 	size_t nbuck = f->kind == METRIC_HISTOGRAM ? f->nbounds + 1 : 0;
 	size_t size =
 	    sizeof(struct metric_series) + ptrs + nbuck * sizeof(uint64_t);
@@ -477,17 +511,20 @@ static struct metric_series *series_alloc(struct metric_family *f,
 		return NULL;
 	s->fam = f;
 	s->values = (const char **)(s + 1);
-	p = (char *)(s + 1) + ptrs;
+	p = (char *)(s + 1) + f->nlabels * sizeof(char *);
 	if (nbuck) {
 		s->buckets = (uint64_t *)p;
 		p += nbuck * sizeof(uint64_t);
 	}
+	s->lens = (uint32_t *)p;
+	p += f->nlabels * sizeof(uint32_t);
 	for (i = 0; i < f->nlabels; i++) {
 		const char *v = value_at(values, i);
 		size_t len = strlen(v) + 1;
 
 		memcpy(p, v, len);
 		s->values[i] = p;
+		s->lens[i] = (uint32_t)(len - 1);
 		p += len;
 	}
 	return s;
@@ -542,7 +579,7 @@ static struct metric_series *overflow_series(struct metric_family *f)
 static struct metric_series *series_get_locked(struct metric_family *f,
 					       const char *const *values)
 {
-	uint64_t hash = hash_values(values, f->nlabels);
+	uint64_t hash = hash_values(f, values);
 	struct metric_series *s;
 
 	s = find_series(f, values, hash);
