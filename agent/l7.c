@@ -57,6 +57,7 @@ struct l7 {
 	struct pending *pending;
 	struct guard_slot *guards[MAX_GUARDS];
 	unsigned nguards;
+	struct ks_num_str port, status; /* of the last end record */
 	struct l7_stats st;
 };
 
@@ -288,7 +289,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	static const struct pending_req unknown = { "_OTHER", ROUTE_TRUNCATED };
 	struct pending *p = slot(l, ev->conn_id);
 	const struct pending_req *r;
-	char status[24], port[24];
+	const char *port;
 
 	if (l->spans)
 		trace_end(l, ev);
@@ -302,7 +303,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	/* More responses than the capture held requests: labelled as cut. */
 	r = p->head < p->n ? &p->q[p->head] : &unknown;
 	p->head++;
-	ks_utoa(port, ev->lport);
+	port = ks_num_str(&l->port, ev->lport);
 	if (ev->kind == KS_L7_HTTP_ABORTED) {
 		const char *lv[] = { e->service, r->method, r->route, port };
 
@@ -311,14 +312,13 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 		return;
 	} else {
 		const char *lv[] = { e->service, r->method, r->route,
-				     status,	 port,
+				     ks_num_str(&l->status, ev->status), port,
 				     ev->flags & KS_L7_F_TLS ? "https" :
 							       "http" };
 		double d = ev->end_ns > p->start_ns ?
 				   (double)(ev->end_ns - p->start_ns) * 1e-9 :
 				   0;
 
-		ks_utoa(status, ev->status);
 		metric_observe(l->http_dur, lv, d);
 		if (ev->flags & KS_L7_F_END_GUESSED) {
 			const char *sv[] = { e->service };

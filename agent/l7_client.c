@@ -97,7 +97,8 @@ struct l7_client {
 	/* The peer of the answer being handled (server_address/port). */
 	char peer_addr[INET6_ADDRSTRLEN];
 	uint8_t peer_raw[17]; /* family, address: what peer_addr spells */
-	char peer_port[24];
+	struct ks_num_str peer_port;
+	struct ks_num_str status; /* of the last HTTP response */
 };
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
@@ -460,7 +461,7 @@ static void trace_op(struct l7_client *c, const struct proc_entry *e,
 		.error = err,
 		.status = status,
 		.peer_addr = c->peer_addr,
-		.peer_port = (unsigned)atoi(c->peer_port),
+		.peer_port = (unsigned)c->peer_port.v,
 	};
 
 	spans_client(c->spans, &so, &o->parent);
@@ -536,7 +537,7 @@ static void observe_db(struct l7_client *c, const struct proc_entry *e,
 					  0;
 	const char *lv[] = { e->service,     system,	     o->name,
 			     o->collection,  err,	     c->peer_addr,
-			     c->peer_port };
+			     c->peer_port.s };
 	struct query_sample qs;
 
 	metric_observe(c->db_dur, lv, secs);
@@ -641,11 +642,9 @@ static void finish_http(struct l7_client *c, const struct proc_entry *e,
 			struct cpending *p, const struct ks_l7_event *ev,
 			double secs)
 {
-	char status[24];
 	const char *lv[] = { e->service, p->ops[0].name, c->peer_addr,
-			     c->peer_port, status };
+			     c->peer_port.s, ks_num_str(&c->status, ev->status) };
 
-	ks_utoa(status, ev->status);
 	metric_observe(c->http_dur, lv, secs);
 	if (c->spans)
 		trace_op(c, e, SPAN_PROTO_HTTP, &p->ops[0], "", ev->start_ns,
@@ -680,7 +679,7 @@ static void on_done(struct l7_client *c, const struct proc_entry *e,
 		inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr,
 			  c->peer_addr, sizeof(c->peer_addr));
 	}
-	ks_utoa(c->peer_port, ev->rport);
+	ks_num_str(&c->peer_port, ev->rport);
 	secs = ev->end_ns > ev->start_ns ?
 		       (double)(ev->end_ns - ev->start_ns) * 1e-9 :
 		       0;
