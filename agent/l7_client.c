@@ -38,8 +38,7 @@ struct op {
 	struct span_parent parent; /* tracing: taken when it was written */
 	char name[REDIS_NAME_MAX]; /* SELECT, GET, or the HTTP method */
 	char collection[64];
-	char text[PG_STMT_TEXT_MAX]; /* normalized statement; keep it last
-				      * (next_op clears what precedes it) */
+	char text[PG_STMT_TEXT_MAX]; /* normalized statement */
 };
 
 struct cpending {
@@ -252,6 +251,8 @@ static void op_from_sql(struct l7_client *c, struct op *o, const char *sql,
 
 static struct op *next_op(struct cpending *p)
 {
+	struct op *o;
+
 	if (p->n >= OPS_MAX && p->head > 0) {
 		memmove(p->ops, p->ops + p->head,
 			(p->n - p->head) * sizeof(p->ops[0]));
@@ -260,11 +261,16 @@ static struct op *next_op(struct cpending *p)
 	}
 	if (p->n >= OPS_MAX)
 		return NULL;
-	/* All but the statement text (the large last member, a string):
-	 * clearing it whole per operation showed in the agent's profile. */
-	memset(&p->ops[p->n], 0, offsetof(struct op, text));
-	p->ops[p->n].text[0] = '\0';
-	return &p->ops[p->n++];
+	/* Field by field, the strings by their first byte: clearing the
+	 * whole operation (or all but its text) showed in the agent's
+	 * profile. */
+	o = &p->ops[p->n++];
+	o->start_ns = 0;
+	memset(&o->parent, 0, sizeof(o->parent));
+	o->name[0] = '\0';
+	o->collection[0] = '\0';
+	o->text[0] = '\0';
+	return o;
 }
 
 static bool only_blanks(const char *s, size_t n)
