@@ -156,33 +156,32 @@ static struct guard_slot *guard_for(struct l7 *l, const char *service)
 	return g;
 }
 
-/* Method and normalized, guarded route of one request head. */
+/* Method and normalized, guarded route of one request head (parsed into
+ * *req, whatever the outcome). */
 static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 		    size_t len, struct pending_req *out,
-		    struct http1_request *reqp)
+		    struct http1_request *req)
 {
-	bool cut;
-	struct http1_request req;
 	struct guard_slot *gs;
 	uint64_t before;
+	bool cut;
 	int rlen;
 
-	if (http1_parse_request(buf, len, &req))
+	if (http1_parse_request(buf, len, req))
 		return -1;
-	*reqp = req;
-	ks_strlcpy(out->method, http1_method_name(req.method),
+	ks_strlcpy(out->method, http1_method_name(req->method),
 		   sizeof(out->method));
-	cut = (req.h.flags & HTTP1_F_PATH_TRUNC) != 0;
+	cut = (req->h.flags & HTTP1_F_PATH_TRUNC) != 0;
 	gs = guard_for(l, e->service);
 	if (!gs) {
-		rlen = http_route(req.path, req.path_len, cut, out->route,
+		rlen = http_route(req->path, req->path_len, cut, out->route,
 				  sizeof(out->route));
 		if (rlen < 0)
 			out->route[0] = '\0';
 		return 0;
 	}
 	before = gs->guard.collapsed;
-	rlen = route_memo_apply(&gs->memo, &gs->guard, req.path, req.path_len,
+	rlen = route_memo_apply(&gs->memo, &gs->guard, req->path, req->path_len,
 				cut, out->route, sizeof(out->route));
 	if (rlen < 0) {
 		out->route[0] = '\0';
