@@ -74,6 +74,7 @@ struct metric_family {
 	unsigned table_size; /* power of two; 0 until first series */
 	unsigned nseries;    /* not counting the overflow series */
 	struct metric_series *overflow;
+	struct metric_series *recent; /* what the last lookup found */
 };
 
 struct metric_registry {
@@ -226,6 +227,7 @@ static void free_series_list(struct metric_family *f)
 	}
 	f->first = f->last = NULL;
 	f->overflow = NULL;
+	f->recent = NULL;
 	f->nseries = 0;
 	if (f->table)
 		memset(f->table, 0, f->table_size * sizeof(*f->table));
@@ -619,18 +621,50 @@ static struct metric_series *overflow_series(struct metric_family *f)
 	return s;
 }
 
+/*
+ * Are the values those of series s? Compared byte by byte up to s's
+ * lengths: no strlen() of the values, and a value shorter than s's ends
+ * the compare at its NUL.
+ */
+static int series_is(const struct metric_family *f,
+		     const struct metric_series *s, const char *const *values)
+{
+	unsigned i;
+	uint32_t j;
+
+	for (i = 0; i < f->nlabels; i++) {
+		const char *v = value_at(values, i), *a = s->values[i];
+
+		for (j = 0; j < s->lens[i]; j++)
+			if (v[j] != a[j])
+				return 0;
+		if (v[j])
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Updates come in runs of one label set (a busy route, one peer), so the
+ * series found last is tried before hashing.
+ */
 static struct metric_series *series_get_locked(struct metric_family *f,
 					       const char *const *values)
 {
-	uint64_t hash = hash_values(f, values);
-	struct metric_series *s;
+	struct metric_series *s = f->recent;
+	uint64_t hash;
 
-	s = find_series(f, values, hash);
-	if (s)
+	if (s && series_is(f, s, values))
 		return s;
-	if (f->nseries >= f->reg->max_series)
+	hash = hash_values(f, values);
+	s = find_series(f, values, hash);
+	if (!s && f->nseries >= f->reg->max_series)
 		return overflow_series(f);
-	return add_series(f, values, hash);
+	if (!s)
+		s = add_series(f, values, hash);
+	if (s)
+		f->recent = s;
+	return s;
 }
 
 struct metric_series *metric_series_get(struct metric_family *f,

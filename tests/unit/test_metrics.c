@@ -533,6 +533,41 @@ static void test_values_byte_apart(void)
 	metric_registry_free(r);
 }
 
+/*
+ * The series found last is tried first: a value that is a prefix of its
+ * value, or longer, is another series; a refused label set right after
+ * it still goes to the overflow series, and back.
+ */
+static void test_recent_series(void)
+{
+	static const char *const labels[] = {"a", "b", NULL};
+	struct metric_registry *r = metric_registry_new(4);
+	struct metric_family *f;
+	struct metric_series *abc, *over;
+	char *c;
+
+	f = metric_family_new(r, "ks_recent", METRIC_COUNTER, "Recent.", labels,
+			      NULL, 0);
+	abc = metric_series_get(f, V("abc", "z"));
+	CHECK(metric_series_get(f, V("ab", "z")) != abc);
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	c = exact_copy("abcd");
+	CHECK(metric_series_get(f, V(c, "z")) != abc);
+	free(c);
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	CHECK(metric_series_get(f, V("abc", "")) != abc);
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	CHECK(metric_series_get(f, V("abc", NULL)) != abc);
+	CHECK_INT(metric_registry_overflows(r), 0);
+	over = metric_series_get(f, V("x", "y"));
+	CHECK(metric_series_is_overflow(over));
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	CHECK(metric_series_get(f, V("x", "y")) == over);
+	CHECK(metric_series_get(f, V("", "")) == over);
+	CHECK_INT(metric_registry_overflows(r), 3);
+	metric_registry_free(r);
+}
+
 struct adder {
 	struct metric_family *f;
 	int id;
@@ -687,6 +722,7 @@ int main(void)
 	test_foreach();
 	test_many_series();
 	test_values_byte_apart();
+	test_recent_series();
 	test_threads();
 	test_promtool();
 	return check_summary();
