@@ -694,21 +694,20 @@ static void gauge_set_locked(struct metric_series *s, double v)
 		s->value = v;
 }
 
-/* Index of the first bound >= v; nbounds (the +Inf bucket) if none. */
+/*
+ * Index of the first bound >= v; nbounds (the +Inf bucket) if none. A scan
+ * from the lowest bound: a dozen bounds, most values in the first few
+ * buckets, and no chain of dependent loads as in a binary search.
+ */
 static unsigned bucket_index(const struct metric_family *f, double v)
 {
-	unsigned lo = 0, hi = f->nbounds, mid;
+	unsigned i;
 
 	if (isnan(v))
 		return f->nbounds;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (f->bounds[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	for (i = 0; i < f->nbounds && f->bounds[i] < v; i++)
+		;
+	return i;
 }
 
 static void hist_observe_locked(struct metric_series *s, double v)
