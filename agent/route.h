@@ -79,19 +79,21 @@ void route_guard_init(struct route_guard *g);
 size_t route_guard_apply(struct route_guard *g, char *route, size_t len);
 
 /*
- * 3. struct route_memo remembers, for the targets seen last, what the two
- *    steps above made of them: a service asks for the same few routes over
- *    and over, and normalizing and guarding them showed in the agent's
- *    profile on every request. Only final results are kept: a guard pass
- *    that recorded nothing (every segment already admitted, or refused at
- *    a position or table that is full) gives the same route forever, since
- *    the guard never forgets and a full position or table stays full. A
- *    hit adds the result's collapsed segments to the guard's counter, as
- *    the pass would have. Direct-mapped by a hash of the input; a hit
- *    compares the input itself. Targets longer than ROUTE_MEMO_IN bytes
- *    and outputs larger than ROUTE_MEMO_OUT are not remembered.
+ * 3. struct route_memo remembers what the two steps above made of recent
+ *    targets, and what the guard made of recent routes (a target with
+ *    another id has the same route): a service asks for the same few
+ *    routes over and over, and normalizing and guarding them showed in
+ *    the agent's profile on every request. Only final results are kept: a
+ *    guard pass that recorded nothing (every segment already admitted, or
+ *    refused at a position or table that is full) gives the same route
+ *    forever, since the guard never forgets and a full position or table
+ *    stays full. A hit adds the result's collapsed segments to the guard's
+ *    counter, as the pass would have. Both tables are direct-mapped by a
+ *    hash of the input; a hit compares the input itself. Targets longer
+ *    than ROUTE_MEMO_IN bytes and outputs larger than ROUTE_MEMO_OUT are
+ *    not remembered.
  */
-#define ROUTE_MEMO_SLOTS 64 /* power of two */
+#define ROUTE_MEMO_SLOTS 32 /* per table, a power of two */
 #define ROUTE_MEMO_IN 128
 #define ROUTE_MEMO_OUT 128
 
@@ -105,7 +107,8 @@ struct route_memo_slot {
 };
 
 struct route_memo {
-	struct route_memo_slot slots[ROUTE_MEMO_SLOTS];
+	struct route_memo_slot targets[ROUTE_MEMO_SLOTS]; /* -> guarded */
+	struct route_memo_slot routes[ROUTE_MEMO_SLOTS]; /* normalized -> */
 };
 
 /*

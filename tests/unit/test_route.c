@@ -286,9 +286,9 @@ static bool remembered(const struct route_memo *m, const char *target, bool cut)
 	unsigned i;
 
 	for (i = 0; i < ROUTE_MEMO_SLOTS; i++)
-		if (m->slots[i].hash && m->slots[i].in_len == n &&
-		    m->slots[i].cut == cut &&
-		    !memcmp(m->slots[i].in, target, n))
+		if (m->targets[i].hash && m->targets[i].in_len == n &&
+		    m->targets[i].cut == cut &&
+		    !memcmp(m->targets[i].in, target, n))
 			return true;
 	return false;
 }
@@ -331,6 +331,47 @@ static void test_memo_final(void)
 	CHECK(remembered(&m, "/teams/t1", true));
 	CHECK(remembered(&m, "/teams/t1", false));
 	CHECK_INT(g.collapsed, 3);
+}
+
+/* Is route's guarded form remembered (the table of normalized routes)? */
+static bool route_remembered(const struct route_memo *m, const char *route)
+{
+	size_t n = strlen(route);
+	unsigned i;
+
+	for (i = 0; i < ROUTE_MEMO_SLOTS; i++)
+		if (m->routes[i].hash && m->routes[i].in_len == n &&
+		    !memcmp(m->routes[i].in, route, n))
+			return true;
+	return false;
+}
+
+/* Targets with other ids share their route's result, collapse included. */
+static void test_memo_ids(void)
+{
+	static struct route_guard g;
+	static struct route_memo m;
+	char r[64];
+	int i;
+
+	CHECK_STR(memo(&m, &g, "/orders/1/lines", false), "/orders/{id}/lines");
+	CHECK(!route_remembered(&m, "/orders/{id}/lines"));
+	CHECK_STR(memo(&m, &g, "/orders/2/lines", false), "/orders/{id}/lines");
+	CHECK(route_remembered(&m, "/orders/{id}/lines"));
+	CHECK_STR(memo(&m, &g, "/orders/3/lines", false), "/orders/{id}/lines");
+	CHECK(remembered(&m, "/orders/3/lines", false));
+	for (i = 0; i < ROUTE_GUARD_VALUES; i++) {
+		snprintf(r, sizeof(r), "/items/n%d", i);
+		CHECK_STR(memo(&m, &g, r, false), r);
+	}
+	CHECK_INT(g.collapsed, 0);
+	CHECK_STR(memo(&m, &g, "/items/late/5", false), "/items/*/{id}");
+	CHECK(!route_remembered(&m, "/items/late/{id}"));
+	CHECK_STR(memo(&m, &g, "/items/late/6", false), "/items/*/{id}");
+	CHECK(route_remembered(&m, "/items/late/{id}"));
+	CHECK_STR(memo(&m, &g, "/items/late/7", false), "/items/*/{id}");
+	CHECK_STR(memo(&m, &g, "/items/late/7", false), "/items/*/{id}");
+	CHECK_INT(g.collapsed, 4);
 }
 
 /*
@@ -429,6 +470,7 @@ int main(void)
 	test_guard_root();
 	test_guard_memory_bound();
 	test_memo_final();
+	test_memo_ids();
 	test_memo_same();
 	test_garbage();
 	return check_summary();
