@@ -450,7 +450,7 @@ static uint64_t value_hash(const char *v, size_t n)
 }
 
 /*
- * Hash of the values, their lengths into f->lens. Each value is hashed on
+ * Hash of the values, whose lengths are in f->lens. Each value is hashed on
  * its own and then folded in: the multiplies of different values overlap
  * instead of waiting on each other.
  */
@@ -459,12 +459,8 @@ static uint64_t hash_values(struct metric_family *f, const char *const *values)
 	uint64_t h = KS_HASH_SEED;
 	unsigned i;
 
-	for (i = 0; i < f->nlabels; i++) {
-		const char *v = value_at(values, i);
-
-		f->lens[i] = strlen(v);
-		h = ks_hash_mix(h, value_hash(v, f->lens[i]));
-	}
+	for (i = 0; i < f->nlabels; i++)
+		h = ks_hash_mix(h, value_hash(value_at(values, i), f->lens[i]));
 	return h ^ (h >> 32);
 }
 
@@ -622,39 +618,20 @@ static struct metric_series *overflow_series(struct metric_family *f)
 }
 
 /*
- * Are the values those of series s? Compared byte by byte up to s's
- * lengths: no strlen() of the values, and a value shorter than s's ends
- * the compare at its NUL.
- */
-static int series_is(const struct metric_family *f,
-		     const struct metric_series *s, const char *const *values)
-{
-	unsigned i;
-	uint32_t j;
-
-	for (i = 0; i < f->nlabels; i++) {
-		const char *v = value_at(values, i), *a = s->values[i];
-
-		for (j = 0; j < s->lens[i]; j++)
-			if (v[j] != a[j])
-				return 0;
-		if (v[j])
-			return 0;
-	}
-	return 1;
-}
-
-/*
  * Updates come in runs of one label set (a busy route, one peer), so the
- * series found last is tried before hashing.
+ * series found last is tried before hashing. The values' lengths, measured
+ * first, serve both and end most compares with another label set early.
  */
 static struct metric_series *series_get_locked(struct metric_family *f,
 					       const char *const *values)
 {
 	struct metric_series *s = f->recent;
 	uint64_t hash;
+	unsigned i;
 
-	if (s && series_is(f, s, values))
+	for (i = 0; i < f->nlabels; i++)
+		f->lens[i] = strlen(value_at(values, i));
+	if (s && series_matches(f, s, values))
 		return s;
 	hash = hash_values(f, values);
 	s = find_series(f, values, hash);
