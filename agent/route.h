@@ -113,7 +113,8 @@ struct route_memo {
 
 /*
  * http_route() then route_guard_apply() on g, through memo m (zeroed:
- * empty). Same arguments, result and effect on g as the two calls.
+ * empty). Same arguments, result and effect on g as the two calls. A memo
+ * serves one guard: reset it (zero it) when the guard is reset.
  */
 int route_memo_apply(struct route_memo *m, struct route_guard *g,
 		     const char *target, size_t len, bool path_cut, char *out,
