@@ -226,8 +226,9 @@ static const struct sql_memo *sql_facts(struct l7_client *c, const char *sql,
 		derive(&c->memo_miss, sql, len, cut, normalized);
 		return &c->memo_miss;
 	}
-	h = ks_hash_bytes(KS_HASH_SEED ^ flags, sql, len) | 1;
+	h = ks_hash_bytes(KS_HASH_SEED ^ flags, sql, len);
 	m = &c->memo[h % SQL_MEMO_SLOTS];
+	h |= 1; /* after the slot: an odd hash would use odd slots only */
 	if (m->hash == h && m->len == len && m->flags == flags &&
 	    memcmp(m->in, sql, len) == 0)
 		return m;
