@@ -42,6 +42,7 @@ struct pending {
 struct guard_slot {
 	char service[PI_NAME_LEN];
 	struct route_guard guard;
+	struct route_memo memo; /* the guard's results for recent targets */
 };
 
 struct l7 {
@@ -56,6 +57,7 @@ struct l7 {
 	struct pending *pending;
 	struct guard_slot *guards[MAX_GUARDS];
 	unsigned nguards;
+	struct ks_num_str port, status; /* of the last end record */
 	struct l7_stats st;
 };
 
@@ -136,14 +138,14 @@ static struct pending *slot(struct l7 *l, uint64_t conn_id)
 	return &l->pending[(h >> 40) & (PENDING_SLOTS - 1)];
 }
 
-static struct route_guard *guard_for(struct l7 *l, const char *service)
+static struct guard_slot *guard_for(struct l7 *l, const char *service)
 {
 	struct guard_slot *g;
 	unsigned i;
 
 	for (i = 0; i < l->nguards; i++)
 		if (strcmp(l->guards[i]->service, service) == 0)
-			return &l->guards[i]->guard;
+			return l->guards[i];
 	if (l->nguards == MAX_GUARDS)
 		return NULL;
 	g = calloc(1, sizeof(*g));
@@ -151,43 +153,45 @@ static struct route_guard *guard_for(struct l7 *l, const char *service)
 		return NULL;
 	snprintf(g->service, sizeof(g->service), "%s", service);
 	l->guards[l->nguards++] = g;
-	return &g->guard;
+	return g;
 }
 
-/* Method and normalized, guarded route of one request head. */
+/* Method and normalized, guarded route of one request head (parsed into
+ * *req, whatever the outcome). */
 static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 		    size_t len, struct pending_req *out,
-		    struct http1_request *reqp)
+		    struct http1_request *req)
 {
-	struct http1_request req;
-	struct route_guard *g;
+	struct guard_slot *gs;
 	uint64_t before;
-	size_t n;
+	bool cut;
 	int rlen;
 
-	if (http1_parse_request(buf, len, &req))
+	if (http1_parse_request(buf, len, req))
 		return -1;
-	*reqp = req;
-	ks_strlcpy(out->method, http1_method_name(req.method),
+	ks_strlcpy(out->method, http1_method_name(req->method),
 		   sizeof(out->method));
-	rlen = http_route(req.path, req.path_len,
-			  (req.h.flags & HTTP1_F_PATH_TRUNC) != 0, out->route,
-			  sizeof(out->route));
+	cut = (req->h.flags & HTTP1_F_PATH_TRUNC) != 0;
+	gs = guard_for(l, e->service);
+	if (!gs) {
+		rlen = http_route(req->path, req->path_len, cut, out->route,
+				  sizeof(out->route));
+		if (rlen < 0)
+			out->route[0] = '\0';
+		return 0;
+	}
+	before = gs->guard.collapsed;
+	rlen = route_memo_apply(&gs->memo, &gs->guard, req->path, req->path_len,
+				cut, out->route, sizeof(out->route));
 	if (rlen < 0) {
 		out->route[0] = '\0';
 		return 0;
 	}
-	g = guard_for(l, e->service);
-	if (g) {
-		before = g->collapsed;
-		n = route_guard_apply(g, out->route, (size_t)rlen);
-		out->route[n] = '\0';
-		if (g->collapsed != before) {
-			const char *lv[] = { e->service };
+	if (gs->guard.collapsed != before) {
+		const char *lv[] = { e->service };
 
-			metric_add(l->routes_collapsed, lv,
-				   (double)(g->collapsed - before));
-		}
+		metric_add(l->routes_collapsed, lv,
+			   (double)(gs->guard.collapsed - before));
 	}
 	return 0;
 }
@@ -284,7 +288,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	static const struct pending_req unknown = { "_OTHER", ROUTE_TRUNCATED };
 	struct pending *p = slot(l, ev->conn_id);
 	const struct pending_req *r;
-	char status[24], port[24];
+	const char *port;
 
 	if (l->spans)
 		trace_end(l, ev);
@@ -298,7 +302,7 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	/* More responses than the capture held requests: labelled as cut. */
 	r = p->head < p->n ? &p->q[p->head] : &unknown;
 	p->head++;
-	ks_utoa(port, ev->lport);
+	port = ks_num_str(&l->port, ev->lport);
 	if (ev->kind == KS_L7_HTTP_ABORTED) {
 		const char *lv[] = { e->service, r->method, r->route, port };
 
@@ -307,14 +311,13 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 		return;
 	} else {
 		const char *lv[] = { e->service, r->method, r->route,
-				     status,	 port,
+				     ks_num_str(&l->status, ev->status), port,
 				     ev->flags & KS_L7_F_TLS ? "https" :
 							       "http" };
 		double d = ev->end_ns > p->start_ns ?
 				   (double)(ev->end_ns - p->start_ns) * 1e-9 :
 				   0;
 
-		ks_utoa(status, ev->status);
 		metric_observe(l->http_dur, lv, d);
 		if (ev->flags & KS_L7_F_END_IDLE) {
 			const char *sv[] = { e->service };

@@ -38,8 +38,7 @@ struct op {
 	struct span_parent parent; /* tracing: taken when it was written */
 	char name[REDIS_NAME_MAX]; /* SELECT, GET, or the HTTP method */
 	char collection[64];
-	char text[PG_STMT_TEXT_MAX]; /* normalized statement; keep it last
-				      * (next_op clears what precedes it) */
+	char text[PG_STMT_TEXT_MAX]; /* normalized statement */
 };
 
 struct cpending {
@@ -97,7 +96,8 @@ struct l7_client {
 	/* The peer of the answer being handled (server_address/port). */
 	char peer_addr[INET6_ADDRSTRLEN];
 	uint8_t peer_raw[17]; /* family, address: what peer_addr spells */
-	char peer_port[24];
+	struct ks_num_str peer_port;
+	struct ks_num_str status; /* of the last HTTP response */
 };
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
@@ -226,8 +226,9 @@ static const struct sql_memo *sql_facts(struct l7_client *c, const char *sql,
 		derive(&c->memo_miss, sql, len, cut, normalized);
 		return &c->memo_miss;
 	}
-	h = ks_hash_bytes(KS_HASH_SEED ^ flags, sql, len) | 1;
+	h = ks_hash_bytes(KS_HASH_SEED ^ flags, sql, len);
 	m = &c->memo[h % SQL_MEMO_SLOTS];
+	h |= 1; /* after the slot: an odd hash would use odd slots only */
 	if (m->hash == h && m->len == len && m->flags == flags &&
 	    memcmp(m->in, sql, len) == 0)
 		return m;
@@ -251,6 +252,8 @@ static void op_from_sql(struct l7_client *c, struct op *o, const char *sql,
 
 static struct op *next_op(struct cpending *p)
 {
+	struct op *o;
+
 	if (p->n >= OPS_MAX && p->head > 0) {
 		memmove(p->ops, p->ops + p->head,
 			(p->n - p->head) * sizeof(p->ops[0]));
@@ -259,11 +262,16 @@ static struct op *next_op(struct cpending *p)
 	}
 	if (p->n >= OPS_MAX)
 		return NULL;
-	/* All but the statement text (the large last member, a string):
-	 * clearing it whole per operation showed in the agent's profile. */
-	memset(&p->ops[p->n], 0, offsetof(struct op, text));
-	p->ops[p->n].text[0] = '\0';
-	return &p->ops[p->n++];
+	/* Field by field, the strings by their first byte: clearing the
+	 * whole operation (or all but its text) showed in the agent's
+	 * profile. */
+	o = &p->ops[p->n++];
+	o->start_ns = 0;
+	memset(&o->parent, 0, sizeof(o->parent));
+	o->name[0] = '\0';
+	o->collection[0] = '\0';
+	o->text[0] = '\0';
+	return o;
 }
 
 static bool only_blanks(const char *s, size_t n)
@@ -460,7 +468,7 @@ static void trace_op(struct l7_client *c, const struct proc_entry *e,
 		.error = err,
 		.status = status,
 		.peer_addr = c->peer_addr,
-		.peer_port = (unsigned)atoi(c->peer_port),
+		.peer_port = (unsigned)c->peer_port.v,
 	};
 
 	spans_client(c->spans, &so, &o->parent);
@@ -536,7 +544,7 @@ static void observe_db(struct l7_client *c, const struct proc_entry *e,
 					  0;
 	const char *lv[] = { e->service,     system,	     o->name,
 			     o->collection,  err,	     c->peer_addr,
-			     c->peer_port };
+			     c->peer_port.s };
 	struct query_sample qs;
 
 	metric_observe(c->db_dur, lv, secs);
@@ -641,11 +649,9 @@ static void finish_http(struct l7_client *c, const struct proc_entry *e,
 			struct cpending *p, const struct ks_l7_event *ev,
 			double secs)
 {
-	char status[24];
 	const char *lv[] = { e->service, p->ops[0].name, c->peer_addr,
-			     c->peer_port, status };
+			     c->peer_port.s, ks_num_str(&c->status, ev->status) };
 
-	ks_utoa(status, ev->status);
 	metric_observe(c->http_dur, lv, secs);
 	if (c->spans)
 		trace_op(c, e, SPAN_PROTO_HTTP, &p->ops[0], "", ev->start_ns,
@@ -680,7 +686,7 @@ static void on_done(struct l7_client *c, const struct proc_entry *e,
 		inet_ntop(ev->family == 10 ? AF_INET6 : AF_INET, ev->raddr,
 			  c->peer_addr, sizeof(c->peer_addr));
 	}
-	ks_utoa(c->peer_port, ev->rport);
+	ks_num_str(&c->peer_port, ev->rport);
 	secs = ev->end_ns > ev->start_ns ?
 		       (double)(ev->end_ns - ev->start_ns) * 1e-9 :
 		       0;

@@ -321,22 +321,35 @@ static void on_traceparent(struct http1_head *h, const char *v, size_t n)
 		h->flags |= HTTP1_F_TRACEPARENT_BAD;
 }
 
+/* The names' lengths tell them apart: most fields are none of these. */
 static void on_field(struct http1_head *h, const char *name, size_t nlen,
 		     const char *v, size_t n)
 {
 	const char *last;
 	size_t last_len;
 
-	if (ci_eq(name, nlen, "content-length"))
-		on_content_length(h, v, n);
-	else if (ci_eq(name, nlen, "transfer-encoding"))
-		on_transfer_encoding(h, v, n);
-	else if (ci_eq(name, nlen, "connection"))
-		each_token(v, n, h, connection_token, &last, &last_len);
-	else if (ci_eq(name, nlen, "expect") && ci_eq(v, n, "100-continue"))
-		h->flags |= HTTP1_F_EXPECT_CONTINUE;
-	else if (ci_eq(name, nlen, "traceparent"))
-		on_traceparent(h, v, n);
+	switch (nlen) {
+	case sizeof("content-length") - 1:
+		if (ci_eq(name, nlen, "content-length"))
+			on_content_length(h, v, n);
+		break;
+	case sizeof("transfer-encoding") - 1:
+		if (ci_eq(name, nlen, "transfer-encoding"))
+			on_transfer_encoding(h, v, n);
+		break;
+	case sizeof("connection") - 1:
+		if (ci_eq(name, nlen, "connection"))
+			each_token(v, n, h, connection_token, &last, &last_len);
+		break;
+	case sizeof("expect") - 1:
+		if (ci_eq(name, nlen, "expect") && ci_eq(v, n, "100-continue"))
+			h->flags |= HTTP1_F_EXPECT_CONTINUE;
+		break;
+	case sizeof("traceparent") - 1:
+		if (ci_eq(name, nlen, "traceparent"))
+			on_traceparent(h, v, n);
+		break;
+	}
 }
 
 /* One "name: value" line; false if it is not one. */

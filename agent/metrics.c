@@ -13,9 +13,10 @@
  * capped at max_series, so is the table.
  *
  * A series is one allocation: the struct, then its label value pointers,
- * then its histogram buckets, then the value strings themselves. A refused
- * label set costs nothing: it shares the family's one overflow series,
- * which sits in the creation-order list but not in the hash table.
+ * then its histogram buckets, then the values' lengths, then the value
+ * strings themselves. A refused label set costs nothing: it shares the
+ * family's one overflow series, which sits in the creation-order list but
+ * not in the hash table.
  *
  * Locking. One recursive mutex per registry. Updates are a lock, a hash,
  * and a few compares; a render holds the lock for the whole text so a
@@ -48,6 +49,7 @@ struct metric_series {
 	struct metric_series *hnext; /* hash chain */
 	uint64_t hash;
 	const char **values; /* nlabels strings, in this allocation */
+	uint32_t *lens;	     /* their lengths, in this allocation */
 	uint64_t *buckets;   /* histograms: nbounds + 1, else NULL */
 	double value;	     /* counters, gauges */
 	double sum;	     /* histograms */
@@ -63,6 +65,7 @@ struct metric_family {
 	enum metric_kind kind;
 	unsigned nlabels;
 	char **label_names;
+	size_t *lens; /* nlabels: the lengths of the values being looked up */
 	unsigned nbounds;
 	double *bounds;
 	char (*le)[METRIC_NUM_LEN]; /* bounds as rendered */
@@ -71,6 +74,7 @@ struct metric_family {
 	unsigned table_size; /* power of two; 0 until first series */
 	unsigned nseries;    /* not counting the overflow series */
 	struct metric_series *overflow;
+	struct metric_series *recent; /* what the last lookup found */
 };
 
 struct metric_registry {
@@ -223,6 +227,7 @@ static void free_series_list(struct metric_family *f)
 	}
 	f->first = f->last = NULL;
 	f->overflow = NULL;
+	f->recent = NULL;
 	f->nseries = 0;
 	if (f->table)
 		memset(f->table, 0, f->table_size * sizeof(*f->table));
@@ -239,6 +244,7 @@ static void family_free(struct metric_family *f)
 	for (i = 0; f->label_names && i < f->nlabels; i++)
 		free(f->label_names[i]);
 	free(f->label_names);
+	free(f->lens);
 	free(f->bounds);
 	free(f->le);
 	free(f->help);
@@ -291,7 +297,8 @@ static int copy_labels(struct metric_family *f, const char *const *names)
 	if (!n)
 		return 0;
 	f->label_names = calloc(n, sizeof(*f->label_names));
-	if (!f->label_names)
+	f->lens = calloc(n, sizeof(*f->lens));
+	if (!f->label_names || !f->lens)
 		return -1;
 	f->nlabels = n;
 	for (i = 0; i < n; i++) {
@@ -401,24 +408,92 @@ static const char *value_at(const char *const *values, unsigned i)
 	return v ? v : "";
 }
 
-/* Hash of the length-prefixed encoding of the values. */
-static uint64_t hash_values(const char *const *values, unsigned n)
+static uint64_t load64(const char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return w;
+}
+
+static uint64_t load32(const char *p)
+{
+	uint32_t w;
+
+	memcpy(&w, p, 4);
+	return w;
+}
+
+/*
+ * One value's hash, its length included: whole words, the last one
+ * overlapping the one before it; a short value as two overlapping halves
+ * (or three bytes). No byte loop, and one multiply for most label values.
+ * Equal hashes are compared in full, so this only has to spread.
+ */
+static uint64_t value_hash(const char *v, size_t n)
+{
+	uint64_t h = KS_HASH_SEED ^ n, w = 0;
+	size_t i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			h = ks_hash_mix(h, load64(v + i));
+		w = load64(v + n - 8);
+	} else if (n >= 4) {
+		w = load32(v) << 32 | load32(v + n - 4);
+	} else if (n) {
+		w = (uint64_t)(unsigned char)v[0] << 16 |
+		    (uint64_t)(unsigned char)v[n / 2] << 8 |
+		    (unsigned char)v[n - 1];
+	}
+	return ks_hash_mix(h, w);
+}
+
+/*
+ * Hash of the values, whose lengths are in f->lens. Each value is hashed on
+ * its own and then folded in: the multiplies of different values overlap
+ * instead of waiting on each other.
+ */
+static uint64_t hash_values(struct metric_family *f, const char *const *values)
 {
 	uint64_t h = KS_HASH_SEED;
 	unsigned i;
 
-	for (i = 0; i < n; i++)
-		h = ks_hash_str(h, value_at(values, i));
-	return h;
+	for (i = 0; i < f->nlabels; i++)
+		h = ks_hash_mix(h, value_hash(value_at(values, i), f->lens[i]));
+	return h ^ (h >> 32);
 }
 
-static int series_matches(const struct metric_series *s,
-			  const char *const *values, unsigned n)
+/* n bytes of a and b equal? Words as in value_hash(), and no call. */
+static int bytes_equal(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			if (load64(a + i) != load64(b + i))
+				return 0;
+		return load64(a + n - 8) == load64(b + n - 8);
+	}
+	if (n >= 4)
+		return load32(a) == load32(b) &&
+		       load32(a + n - 4) == load32(b + n - 4);
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+/* Same values as the ones hash_values() measured last? */
+static int series_matches(const struct metric_family *f,
+			  const struct metric_series *s,
+			  const char *const *values)
 {
 	unsigned i;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(s->values[i], value_at(values, i)) != 0)
+	for (i = 0; i < f->nlabels; i++)
+		if (s->lens[i] != f->lens[i] ||
+		    !bytes_equal(s->values[i], value_at(values, i), f->lens[i]))
 			return 0;
 	return 1;
 }
@@ -431,7 +506,7 @@ find_series(struct metric_family *f, const char *const *values, uint64_t hash)
 	if (!f->table_size)
 		return NULL;
 	for (s = f->table[hash & (f->table_size - 1)]; s; s = s->hnext)
-		if (s->hash == hash && series_matches(s, values, f->nlabels))
+		if (s->hash == hash && series_matches(f, s, values))
 			return s;
 	return NULL;
 }
@@ -462,7 +537,7 @@ static int table_grow(struct metric_family *f)
 static struct metric_series *series_alloc(struct metric_family *f,
 					  const char *const *values)
 {
-	size_t ptrs = f->nlabels * sizeof(char *);
+	size_t ptrs = f->nlabels * (sizeof(char *) + sizeof(uint32_t));
 	size_t nbuck = f->kind == METRIC_HISTOGRAM ? f->nbounds + 1 : 0;
 	size_t size =
 	    sizeof(struct metric_series) + ptrs + nbuck * sizeof(uint64_t);
@@ -477,17 +552,20 @@ static struct metric_series *series_alloc(struct metric_family *f,
 		return NULL;
 	s->fam = f;
 	s->values = (const char **)(s + 1);
-	p = (char *)(s + 1) + ptrs;
+	p = (char *)(s + 1) + f->nlabels * sizeof(char *);
 	if (nbuck) {
 		s->buckets = (uint64_t *)p;
 		p += nbuck * sizeof(uint64_t);
 	}
+	s->lens = (uint32_t *)p;
+	p += f->nlabels * sizeof(uint32_t);
 	for (i = 0; i < f->nlabels; i++) {
 		const char *v = value_at(values, i);
 		size_t len = strlen(v) + 1;
 
 		memcpy(p, v, len);
 		s->values[i] = p;
+		s->lens[i] = (uint32_t)(len - 1);
 		p += len;
 	}
 	return s;
@@ -539,18 +617,31 @@ static struct metric_series *overflow_series(struct metric_family *f)
 	return s;
 }
 
+/*
+ * Updates come in runs of one label set (a busy route, one peer), so the
+ * series found last is tried before hashing. The values' lengths, measured
+ * first, serve both and end most compares with another label set early.
+ */
 static struct metric_series *series_get_locked(struct metric_family *f,
 					       const char *const *values)
 {
-	uint64_t hash = hash_values(values, f->nlabels);
-	struct metric_series *s;
+	struct metric_series *s = f->recent;
+	uint64_t hash;
+	unsigned i;
 
-	s = find_series(f, values, hash);
-	if (s)
+	for (i = 0; i < f->nlabels; i++)
+		f->lens[i] = strlen(value_at(values, i));
+	if (s && series_matches(f, s, values))
 		return s;
-	if (f->nseries >= f->reg->max_series)
+	hash = hash_values(f, values);
+	s = find_series(f, values, hash);
+	if (!s && f->nseries >= f->reg->max_series)
 		return overflow_series(f);
-	return add_series(f, values, hash);
+	if (!s)
+		s = add_series(f, values, hash);
+	if (s)
+		f->recent = s;
+	return s;
 }
 
 struct metric_series *metric_series_get(struct metric_family *f,
@@ -580,21 +671,20 @@ static void gauge_set_locked(struct metric_series *s, double v)
 		s->value = v;
 }
 
-/* Index of the first bound >= v; nbounds (the +Inf bucket) if none. */
+/*
+ * Index of the first bound >= v; nbounds (the +Inf bucket) if none. A scan
+ * from the lowest bound: a dozen bounds, most values in the first few
+ * buckets, and no chain of dependent loads as in a binary search.
+ */
 static unsigned bucket_index(const struct metric_family *f, double v)
 {
-	unsigned lo = 0, hi = f->nbounds, mid;
+	unsigned i;
 
 	if (isnan(v))
 		return f->nbounds;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (f->bounds[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	for (i = 0; i < f->nbounds && f->bounds[i] < v; i++)
+		;
+	return i;
 }
 
 static void hist_observe_locked(struct metric_series *s, double v)

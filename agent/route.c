@@ -71,11 +71,11 @@ static bool needs_escape(unsigned char c)
 }
 
 /* Width of a segment once written: "{id}", or escaped bytes. */
-static size_t segment_width(const char *s, size_t n)
+static size_t segment_width(const char *s, size_t n, bool id)
 {
 	size_t i, w = 0;
 
-	if (route_segment_is_id(s, n))
+	if (id)
 		return sizeof(ROUTE_ID) - 1;
 	for (i = 0; i < n; i++)
 		w += needs_escape((unsigned char)s[i]) ? 3 : 1;
@@ -88,11 +88,11 @@ static void put(struct writer *w, const char *s, size_t n)
 	w->len += n;
 }
 
-static void put_segment(struct writer *w, const char *s, size_t n)
+static void put_segment(struct writer *w, const char *s, size_t n, bool id)
 {
 	size_t i;
 
-	if (route_segment_is_id(s, n)) {
+	if (id) {
 		put(w, ROUTE_ID, sizeof(ROUTE_ID) - 1);
 		return;
 	}
@@ -119,18 +119,20 @@ static void put_path(struct writer *w, const char *path, size_t n, bool cut)
 	for (;;) {
 		const char *seg = path + start;
 		size_t sep = start ? 1 : 0, seglen;
+		bool id;
 
 		for (end = start; end < n && path[end] != '/'; end++)
 			;
 		seglen = end - start;
+		id = route_segment_is_id(seg, seglen);
 		if ((cut && end == n) ||
-		    w->len + sep + segment_width(seg, seglen) > w->cap) {
+		    w->len + sep + segment_width(seg, seglen, id) > w->cap) {
 			put(w, "/", sep);
 			put(w, ROUTE_TRUNCATED, sizeof(ROUTE_TRUNCATED) - 1);
 			return;
 		}
 		put(w, "/", sep);
-		put_segment(w, seg, seglen);
+		put_segment(w, seg, seglen, id);
 		if (end == n)
 			return;
 		start = end + 1;
@@ -218,6 +220,7 @@ static struct route_guard_pos *find_pos(struct route_guard *g, uint64_t key)
 			if (g->npos >= ROUTE_GUARD_POSITIONS)
 				return NULL;
 			g->npos++;
+			g->added++;
 			p->key = key;
 			return p;
 		}
@@ -241,6 +244,7 @@ static bool admit(struct route_guard *g, uint64_t key, const char *s, size_t n)
 	if (p->nvalues >= ROUTE_GUARD_VALUES)
 		return false;
 	p->values[p->nvalues++] = h;
+	g->added++;
 	return true;
 }
 
@@ -271,4 +275,89 @@ size_t route_guard_apply(struct route_guard *g, char *route, size_t len)
 	}
 	route[out] = '\0';
 	return out;
+}
+
+/* ---- memo --------------------------------------------------------------- */
+
+/* The slot for this input in a table, and the hash that marks it. */
+static struct route_memo_slot *memo_slot(struct route_memo_slot *table,
+					 uint64_t seed, const char *in,
+					 size_t len, uint64_t *hash)
+{
+	uint64_t h = ks_hash_bytes(seed, in, len);
+
+	*hash = h | 1;
+	return &table[h & (ROUTE_MEMO_SLOTS - 1)];
+}
+
+static bool memo_hit(const struct route_memo_slot *s, uint64_t h,
+		     const char *in, size_t len, bool cut, size_t outsz)
+{
+	return s->hash == h && s->in_len == len && s->cut == cut &&
+	       s->outsz == outsz && memcmp(s->in, in, len) == 0;
+}
+
+/* A hit: the remembered route, and its collapsed segments counted. */
+static int memo_use(const struct route_memo_slot *s, struct route_guard *g,
+		    char *out)
+{
+	memcpy(out, s->out, s->out_len + 1u);
+	g->collapsed += s->collapsed;
+	return s->out_len;
+}
+
+static void memo_keep(struct route_memo_slot *s, uint64_t h, const char *in,
+		      size_t len, bool cut, size_t outsz, const char *out,
+		      size_t n, uint64_t collapsed)
+{
+	s->hash = h;
+	s->in_len = (uint16_t)len;
+	s->cut = cut;
+	s->outsz = (uint16_t)outsz;
+	s->collapsed = (uint32_t)collapsed;
+	s->out_len = (uint16_t)n;
+	memcpy(s->in, in, len);
+	memcpy(s->out, out, n + 1);
+}
+
+int route_memo_apply(struct route_memo *m, struct route_guard *g,
+		     const char *target, size_t len, bool path_cut, char *out,
+		     size_t outsz)
+{
+	struct route_memo_slot *t, *r;
+	uint64_t th, rh, added, collapsed;
+	char route[ROUTE_MEMO_OUT];
+	int rlen;
+	size_t n;
+
+	if (len > ROUTE_MEMO_IN || outsz > ROUTE_MEMO_OUT) {
+		rlen = http_route(target, len, path_cut, out, outsz);
+		return rlen < 0 ? rlen
+				: (int)route_guard_apply(g, out, (size_t)rlen);
+	}
+	t = memo_slot(m->targets, KS_HASH_SEED ^ (outsz << 1 | path_cut),
+		      target, len, &th);
+	if (memo_hit(t, th, target, len, path_cut, outsz))
+		return memo_use(t, g, out);
+	rlen = http_route(target, len, path_cut, out, outsz);
+	if (rlen < 0)
+		return rlen;
+	/* Another target with the same route (another id) guards the same. */
+	r = memo_slot(m->routes, KS_HASH_SEED, out, (size_t)rlen, &rh);
+	if (memo_hit(r, rh, out, (size_t)rlen, false, 0)) {
+		n = (size_t)memo_use(r, g, out);
+		memo_keep(t, th, target, len, path_cut, outsz, out, n,
+			  r->collapsed);
+		return (int)n;
+	}
+	added = g->added;
+	collapsed = g->collapsed;
+	memcpy(route, out, (size_t)rlen); /* the guard rewrites out */
+	n = route_guard_apply(g, out, (size_t)rlen);
+	if (g->added != added)
+		return (int)n; /* not final yet: the next pass may differ */
+	collapsed = g->collapsed - collapsed;
+	memo_keep(r, rh, route, (size_t)rlen, false, 0, out, n, collapsed);
+	memo_keep(t, th, target, len, path_cut, outsz, out, n, collapsed);
+	return (int)n;
 }

@@ -66,6 +66,7 @@ struct route_guard {
 	struct route_guard_pos slots[ROUTE_GUARD_SLOTS];
 	uint32_t npos;
 	uint64_t collapsed; /* segments rewritten to "*", for a self-metric */
+	uint64_t added;	    /* positions and values recorded, ever */
 };
 
 /* A zeroed guard is ready too; this resets one. */
@@ -76,5 +77,47 @@ void route_guard_init(struct route_guard *g);
  * (it can only shrink). Returns the new length.
  */
 size_t route_guard_apply(struct route_guard *g, char *route, size_t len);
+
+/*
+ * 3. struct route_memo remembers what the two steps above made of recent
+ *    targets, and what the guard made of recent routes (a target with
+ *    another id has the same route): a service asks for the same few
+ *    routes over and over, and normalizing and guarding them showed in
+ *    the agent's profile on every request. Only final results are kept: a
+ *    guard pass that recorded nothing (every segment already admitted, or
+ *    refused at a position or table that is full) gives the same route
+ *    forever, since the guard never forgets and a full position or table
+ *    stays full. A hit adds the result's collapsed segments to the guard's
+ *    counter, as the pass would have. Both tables are direct-mapped by a
+ *    hash of the input; a hit compares the input itself. Targets longer
+ *    than ROUTE_MEMO_IN bytes and outputs larger than ROUTE_MEMO_OUT are
+ *    not remembered.
+ */
+#define ROUTE_MEMO_SLOTS 32 /* per table, a power of two */
+#define ROUTE_MEMO_IN 128
+#define ROUTE_MEMO_OUT 128
+
+struct route_memo_slot {
+	uint64_t hash; /* input, cut flag and output size; 0: empty */
+	uint16_t in_len, out_len, outsz;
+	bool cut;
+	uint32_t collapsed; /* segments the guard rewrote to "*" */
+	char in[ROUTE_MEMO_IN];
+	char out[ROUTE_MEMO_OUT]; /* NUL-terminated */
+};
+
+struct route_memo {
+	struct route_memo_slot targets[ROUTE_MEMO_SLOTS]; /* -> guarded */
+	struct route_memo_slot routes[ROUTE_MEMO_SLOTS]; /* normalized -> */
+};
+
+/*
+ * http_route() then route_guard_apply() on g, through memo m (zeroed:
+ * empty). Same arguments, result and effect on g as the two calls. A memo
+ * serves one guard: reset it (zero it) when the guard is reset.
+ */
+int route_memo_apply(struct route_memo *m, struct route_guard *g,
+		     const char *target, size_t len, bool path_cut, char *out,
+		     size_t outsz);
 
 #endif

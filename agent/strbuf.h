@@ -46,6 +46,27 @@ void sb_double(struct strbuf *sb, double v);
 size_t ks_utoa(char *buf, unsigned long long v);
 void ks_strlcpy(char *dst, const char *src, size_t cap);
 
+/*
+ * ks_utoa() for a label value that mostly repeats (a port, a status): the
+ * digits of the last value are kept. A zeroed struct is empty.
+ */
+struct ks_num_str {
+	unsigned long long v;
+	int set;
+	char s[21];
+};
+
+static inline const char *ks_num_str(struct ks_num_str *c,
+				     unsigned long long v)
+{
+	if (!c->set || c->v != v) {
+		ks_utoa(c->s, v);
+		c->v = v;
+		c->set = 1;
+	}
+	return c->s;
+}
+
 /* The value of a hex digit, either case; -1 for anything else. */
 static inline int ks_hexval(char c)
 {

@@ -472,6 +472,102 @@ static void test_many_series(void)
 	metric_registry_free(r);
 }
 
+/* A copy of s in a heap block of its exact size: ASan sees over-reads. */
+static char *exact_copy(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *b = malloc(n);
+
+	memcpy(b, s, n);
+	return b;
+}
+
+/*
+ * Values a byte apart, at every position of every length a word compare
+ * splits differently, are different series; the same bytes from another
+ * buffer are the same one. So is a byte moved from one value to the next.
+ */
+static void test_values_byte_apart(void)
+{
+	static const char *const labels[] = {"a", "b", NULL};
+	struct metric_registry *r = metric_registry_new(0);
+	struct metric_family *f;
+	struct metric_series *s[25][25];
+	char v[32], *c;
+	unsigned n, j, k;
+	int same = 1, distinct = 1;
+
+	f = metric_family_new(r, "ks_bytes", METRIC_COUNTER, "Bytes.", labels,
+			      NULL, 0);
+	for (n = 0; n < 25; n++)
+		for (j = 0; j <= n && j < 25; j++) {
+			memset(v, 'x', n);
+			v[n] = '\0';
+			if (j < n)
+				v[j] = 'y';
+			c = exact_copy(v);
+			s[n][j] = metric_series_get(f, V(c, "z"));
+			free(c);
+		}
+	for (n = 0; n < 25; n++)
+		for (j = 0; j <= n && j < 25; j++) {
+			memset(v, 'x', n);
+			v[n] = '\0';
+			if (j < n)
+				v[j] = 'y';
+			c = exact_copy(v);
+			if (metric_series_get(f, V(c, "z")) != s[n][j])
+				same = 0;
+			free(c);
+			for (k = 0; k < j; k++)
+				if (s[n][k] == s[n][j])
+					distinct = 0;
+		}
+	CHECK(same);
+	CHECK(distinct);
+	CHECK_INT(metric_registry_overflows(r), 0);
+	CHECK(metric_series_get(f, V("ab", "c")) !=
+	      metric_series_get(f, V("a", "bc")));
+	CHECK(metric_series_get(f, V("", "abcdefghij")) !=
+	      metric_series_get(f, V("abcdefghij", "")));
+	metric_registry_free(r);
+}
+
+/*
+ * The series found last is tried first: a value that is a prefix of its
+ * value, or longer, is another series; a refused label set right after
+ * it still goes to the overflow series, and back.
+ */
+static void test_recent_series(void)
+{
+	static const char *const labels[] = {"a", "b", NULL};
+	struct metric_registry *r = metric_registry_new(4);
+	struct metric_family *f;
+	struct metric_series *abc, *over;
+	char *c;
+
+	f = metric_family_new(r, "ks_recent", METRIC_COUNTER, "Recent.", labels,
+			      NULL, 0);
+	abc = metric_series_get(f, V("abc", "z"));
+	CHECK(metric_series_get(f, V("ab", "z")) != abc);
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	c = exact_copy("abcd");
+	CHECK(metric_series_get(f, V(c, "z")) != abc);
+	free(c);
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	CHECK(metric_series_get(f, V("abc", "")) != abc);
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	CHECK(metric_series_get(f, V("abc", NULL)) != abc);
+	CHECK_INT(metric_registry_overflows(r), 0);
+	over = metric_series_get(f, V("x", "y"));
+	CHECK(metric_series_is_overflow(over));
+	CHECK(metric_series_get(f, V("abc", "z")) == abc);
+	CHECK(metric_series_get(f, V("x", "y")) == over);
+	CHECK(metric_series_get(f, V("", "")) == over);
+	CHECK_INT(metric_registry_overflows(r), 3);
+	metric_registry_free(r);
+}
+
 struct adder {
 	struct metric_family *f;
 	int id;
@@ -625,6 +721,8 @@ int main(void)
 	test_invalid();
 	test_foreach();
 	test_many_series();
+	test_values_byte_apart();
+	test_recent_series();
 	test_threads();
 	test_promtool();
 	return check_summary();

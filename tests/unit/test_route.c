@@ -263,6 +263,177 @@ static void test_guard_memory_bound(void)
 	CHECK(sizeof(g) < 32 * 1024);
 }
 
+/* ---- memo --------------------------------------------------------------- */
+
+static const char *memo(struct route_memo *m, struct route_guard *g,
+			const char *target, bool cut)
+{
+	static char out[ROUTE_MEMO_OUT];
+	size_t n = strlen(target);
+	char *b = exact(target, n);
+	int len = route_memo_apply(m, g, b, n, cut, out, sizeof(out));
+
+	free(b);
+	CHECK(len >= 0);
+	CHECK_INT(len, strlen(out));
+	return out;
+}
+
+/* Is target's result remembered (with this cut flag)? */
+static bool remembered(const struct route_memo *m, const char *target, bool cut)
+{
+	size_t n = strlen(target);
+	unsigned i;
+
+	for (i = 0; i < ROUTE_MEMO_SLOTS; i++)
+		if (m->targets[i].hash && m->targets[i].in_len == n &&
+		    m->targets[i].cut == cut &&
+		    !memcmp(m->targets[i].in, target, n))
+			return true;
+	return false;
+}
+
+/*
+ * A result is kept only once the guard recorded nothing for it, and a
+ * remembered collapse still counts on every hit.
+ */
+static void test_memo_final(void)
+{
+	static struct route_guard g;
+	static struct route_memo m;
+	char r[64];
+	int i;
+
+	CHECK_STR(memo(&m, &g, "/users/name0/profile", false),
+		  "/users/name0/profile");
+	CHECK(!remembered(&m, "/users/name0/profile", false));
+	CHECK_STR(memo(&m, &g, "/users/name0/profile", false),
+		  "/users/name0/profile");
+	CHECK(remembered(&m, "/users/name0/profile", false));
+	CHECK_STR(memo(&m, &g, "/users/name0/profile", false),
+		  "/users/name0/profile");
+	for (i = 1; i < ROUTE_GUARD_VALUES; i++) {
+		snprintf(r, sizeof(r), "/users/name%d", i);
+		CHECK_STR(memo(&m, &g, r, false), r);
+	}
+	CHECK_INT(g.collapsed, 0);
+	for (i = 1; i <= 3; i++) {
+		CHECK_STR(memo(&m, &g, "/users/late?x=1", false), "/users/*");
+		CHECK(remembered(&m, "/users/late?x=1", false));
+		CHECK_INT(g.collapsed, (uint64_t)i);
+	}
+	/* The cut flag is part of the input. */
+	for (i = 0; i < 3; i++) {
+		CHECK_STR(memo(&m, &g, "/teams/t1", true),
+			  "/teams/{truncated}");
+		CHECK_STR(memo(&m, &g, "/teams/t1", false), "/teams/t1");
+	}
+	CHECK(remembered(&m, "/teams/t1", true));
+	CHECK(remembered(&m, "/teams/t1", false));
+	CHECK_INT(g.collapsed, 3);
+}
+
+/* Is route's guarded form remembered (the table of normalized routes)? */
+static bool route_remembered(const struct route_memo *m, const char *route)
+{
+	size_t n = strlen(route);
+	unsigned i;
+
+	for (i = 0; i < ROUTE_MEMO_SLOTS; i++)
+		if (m->routes[i].hash && m->routes[i].in_len == n &&
+		    !memcmp(m->routes[i].in, route, n))
+			return true;
+	return false;
+}
+
+/* Targets with other ids share their route's result, collapse included. */
+static void test_memo_ids(void)
+{
+	static struct route_guard g;
+	static struct route_memo m;
+	char r[64];
+	int i;
+
+	CHECK_STR(memo(&m, &g, "/orders/1/lines", false), "/orders/{id}/lines");
+	CHECK(!route_remembered(&m, "/orders/{id}/lines"));
+	CHECK_STR(memo(&m, &g, "/orders/2/lines", false), "/orders/{id}/lines");
+	CHECK(route_remembered(&m, "/orders/{id}/lines"));
+	CHECK_STR(memo(&m, &g, "/orders/3/lines", false), "/orders/{id}/lines");
+	CHECK(remembered(&m, "/orders/3/lines", false));
+	for (i = 0; i < ROUTE_GUARD_VALUES; i++) {
+		snprintf(r, sizeof(r), "/items/n%d", i);
+		CHECK_STR(memo(&m, &g, r, false), r);
+	}
+	CHECK_INT(g.collapsed, 0);
+	CHECK_STR(memo(&m, &g, "/items/late/5", false), "/items/*/{id}");
+	CHECK(!route_remembered(&m, "/items/late/{id}"));
+	CHECK_STR(memo(&m, &g, "/items/late/6", false), "/items/*/{id}");
+	CHECK(route_remembered(&m, "/items/late/{id}"));
+	CHECK_STR(memo(&m, &g, "/items/late/7", false), "/items/*/{id}");
+	CHECK_STR(memo(&m, &g, "/items/late/7", false), "/items/*/{id}");
+	CHECK_INT(g.collapsed, 4);
+}
+
+/*
+ * The memo against the two plain steps on a twin guard: many more targets
+ * than slots (so they collide), positions and the position table filling
+ * up, cut paths, several output sizes. Every result, and the guards'
+ * state, must be the same.
+ */
+static void test_memo_same(void)
+{
+	static const char *const seg[] = {
+	    "a",  "b",	"42", "c0ffee00", "item", "x%20", "",	"users",
+	    "p1", "p2", "p3", "p4",	  "p5",	  "p6",	  "p7", "p8"};
+	static const size_t sizes[] = {ROUTE_MIN, 40, ROUTE_MEMO_OUT};
+	static struct route_guard g1, g2;
+	static struct route_memo m;
+	char target[200], out1[ROUTE_MEMO_OUT], out2[ROUTE_MEMO_OUT];
+	unsigned i, j, nseg;
+	size_t outsz, n;
+	uint64_t saved;
+	int len1, len2;
+	bool cut;
+
+	for (i = 0; i < 60000; i++) {
+		/* Three times in four, one of 200 targets (the generator
+		 * restarted from the target's number); else a new one. */
+		saved = rng;
+		if (i % 4)
+			rng = 0x9e3779b97f4a7c15ULL * (rnd() % 200 + 1);
+		nseg = rnd() % 5 + 1;
+		n = 0;
+		for (j = 0; j < nseg; j++) {
+			n += (size_t)snprintf(target + n, sizeof(target) - n,
+					      "/%s", seg[rnd() % 16]);
+			if (i % 4 == 0 && rnd() % 3 == 0)
+				n += (size_t)snprintf(target + n,
+						      sizeof(target) - n, "%u",
+						      rnd() % 30);
+		}
+		if (rnd() % 5 == 0)
+			n += (size_t)snprintf(target + n, sizeof(target) - n,
+					      "?q=%u", rnd() % 4);
+		cut = rnd() % 7 == 0;
+		outsz = sizes[rnd() % 3];
+		if (i % 4) {
+			rng = saved;
+			rnd();
+		}
+		len1 = http_route(target, n, cut, out1, outsz);
+		CHECK(len1 >= 0);
+		len1 = (int)route_guard_apply(&g1, out1, (size_t)len1);
+		len2 = route_memo_apply(&m, &g2, target, n, cut, out2, outsz);
+		CHECK_INT(len2, len1);
+		CHECK_STR(out2, out1);
+		CHECK_INT(g2.collapsed, g1.collapsed);
+		CHECK_INT(g2.added, g1.added);
+		CHECK_INT(g2.npos, g1.npos);
+	}
+	CHECK(g1.collapsed > 0);
+	CHECK_INT(g1.npos, ROUTE_GUARD_POSITIONS);
+}
+
 /* Random targets through both steps: no crash, bounded, never growing. */
 static void test_garbage(void)
 {
@@ -298,6 +469,9 @@ int main(void)
 	test_guard_collapse();
 	test_guard_root();
 	test_guard_memory_bound();
+	test_memo_final();
+	test_memo_ids();
+	test_memo_same();
 	test_garbage();
 	return check_summary();
 }
