@@ -469,7 +469,7 @@ static void run(struct agent *a)
 			if (err < 0 && !sweep_warned++)
 				log_warn("idle HTTP exchanges not ended (sweep failed: %s): they end at the next request or close",
 					 strerror(-err));
-			sweep = mono_ns() + 500000000ULL;
+			sweep = mono_ns() + PROBES_L7_SWEEP_MS * 1000000ULL;
 		}
 		profiler_tick(a->profiler, a->procs, mono_ns());
 		if (mono_ns() >= next) {

@@ -1113,11 +1113,6 @@ void probes_close(struct probes *p)
 	free(p);
 }
 
-/*
- * Records are submitted without a wakeup (see common.bpf.h), so waiting
- * on the ring's epoll only returns early for bursts: drain it after every
- * wait, timeout or not.
- */
 int probes_l7_sweep(struct probes *p)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, opts);
@@ -1130,6 +1125,11 @@ int probes_l7_sweep(struct probes *p)
 	return err ? -errno : (int)opts.retval;
 }
 
+/*
+ * Records are submitted without a wakeup (see common.bpf.h), so waiting
+ * on the ring's epoll only returns early for bursts: drain it after every
+ * wait, timeout or not.
+ */
 int probes_poll(struct probes *p, int timeout_ms)
 {
 	int n = ring_buffer__poll(p->rb, timeout_ms);

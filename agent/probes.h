@@ -70,7 +70,9 @@ int probes_open(struct probes **out, pid_t self,
 void probes_close(struct probes *p);
 /* End the HTTP exchanges whose response has been silent for a second (the
  * kernel ends the others at the next request or the close): run every
- * 500 ms. Returns how many it ended, or -errno. */
+ * PROBES_L7_SWEEP_MS, so that completed requests reach /metrics within
+ * 2 s. Returns how many it ended, or -errno. */
+#define PROBES_L7_SWEEP_MS 500
 int probes_l7_sweep(struct probes *p);
 /* Consume ring-buffer records; returns records handled or -errno. */
 int probes_poll(struct probes *p, int timeout_ms);
