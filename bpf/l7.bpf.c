@@ -137,12 +137,26 @@ struct {
  * the older one's exchange from the sweep; it then ends at the next
  * request or the close.
  */
+struct resp_slots {
+	__u64 key[HEAD_SLOTS];
+};
+
+/* One value holding every slot: the sweep reads them as one array. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, HEAD_SLOTS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct resp_slots);
 } resp_open SEC(".maps");
+
+/* Slot c's word in resp_open, or NULL. */
+static __always_inline __u64 *resp_slot(struct l7_conn *c)
+{
+	__u32 zero = 0;
+	struct resp_slots *v = bpf_map_lookup_elem(&resp_open, &zero);
+
+	return v ? &v->key[c->head_slot & (HEAD_SLOTS - 1)] : NULL;
+}
 
 static __always_inline __u16 next_head_slot(void)
 {
@@ -360,8 +374,7 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
  */
 static __always_inline void resp_open_set(struct l7_conn *c, __u64 key)
 {
-	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
-	__u64 *o = bpf_map_lookup_elem(&resp_open, &slot);
+	__u64 *o = resp_slot(c);
 
 	if (o)
 		*o = key;
@@ -371,8 +384,7 @@ static __always_inline void resp_open_set(struct l7_conn *c, __u64 key)
  * names it for the sweep. */
 static __always_inline void resp_open_clear(struct l7_conn *c, __u64 key)
 {
-	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
-	__u64 *o = bpf_map_lookup_elem(&resp_open, &slot);
+	__u64 *o = resp_slot(c);
 
 	if (o && *o == key)
 		__sync_val_compare_and_swap(o, key, 0);
@@ -1362,13 +1374,14 @@ struct sweep_ctx {
 };
 
 /*
- * End the exchange of the connection named in slot i if its response has
- * been silent for idle_end_ns. The record is made first, from the state as
- * it stands, and sent only if the claim succeeds: a syscall that wins the
- * race starts the next exchange in the same state (its request bytes, its
- * method), which must not leak into this record.
+ * End the exchange of the connection named in *o (its slot's word) if its
+ * response has been silent for idle_end_ns. The record is made first, from
+ * the state as it stands, and sent only if the claim succeeds: a syscall
+ * that wins the race starts the next exchange in the same state (its
+ * request bytes, its method), which must not leak into this record.
  */
-static long sweep_slot(__u32 i, struct sweep_ctx *x)
+static __noinline long sweep_slot(__u64 *o, __u32 slot,
+				  struct sweep_ctx *x)
 {
 	union {
 		__u64 word;
@@ -1376,13 +1389,12 @@ static long sweep_slot(__u32 i, struct sweep_ctx *x)
 			__u8 kind, state, flags, role;
 		};
 	} old, new;
-	__u32 slot = i & (HEAD_SLOTS - 1);
 	struct ks_l7_event *e;
 	struct req_head *h;
 	struct l7_conn *c;
-	__u64 *o, key, last;
+	__u64 key, last;
 
-	o = bpf_map_lookup_elem(&resp_open, &slot);
+	slot &= HEAD_SLOTS - 1;
 	if (!o || !*o)
 		return 0;
 	key = *o;
@@ -1431,6 +1443,24 @@ static long sweep_slot(__u32 i, struct sweep_ctx *x)
 	return 0;
 }
 
+#define SWEEP_STEP 64 /* slots per bpf_loop call */
+
+static long sweep_chunk(__u32 i, struct sweep_ctx *x)
+{
+	struct resp_slots *v;
+	__u32 zero = 0, j, slot;
+
+	v = bpf_map_lookup_elem(&resp_open, &zero);
+	if (!v)
+		return 1;
+	for (j = 0; j < SWEEP_STEP; j++) {
+		slot = (i * SWEEP_STEP + j) & (HEAD_SLOTS - 1);
+		if (v->key[slot])
+			sweep_slot(&v->key[slot], slot, x);
+	}
+	return 0;
+}
+
 /* Run by the agent (BPF_PROG_TEST_RUN) every 500 ms: returns the number of
  * exchanges it ended. */
 SEC("syscall")
@@ -1438,6 +1468,6 @@ int l7_sweep(void *ctx)
 {
 	struct sweep_ctx x = { .now = bpf_ktime_get_ns() };
 
-	bpf_loop(HEAD_SLOTS, sweep_slot, &x, 0);
+	bpf_loop(HEAD_SLOTS / SWEEP_STEP, sweep_chunk, &x, 0);
 	return x.ended;
 }
