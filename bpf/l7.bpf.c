@@ -66,6 +66,15 @@ enum conn_role { ROLE_UNKNOWN = 0, ROLE_SERVER, ROLE_CLIENT, ROLE_IGNORE };
 
 #define PROTO_TLS (-1) /* classify_request: a TLS record, never parsed */
 
+/* The first word of struct l7_conn, as claim_end and the sweep change it
+ * (one cmpxchg). */
+union conn_word {
+	__u64 word;
+	struct {
+		__u8 kind, state, flags, role;
+	};
+};
+
 struct l7_conn {
 	/* kind..lport as one word: changed at once by the sweep, and by a
 	 * syscall ending an exchange the sweep may end too (claim_end) */
@@ -403,12 +412,7 @@ static __always_inline void enter_resp(struct l7_conn *c, __u64 key,
 
 static __always_inline int claim_end(struct l7_conn *c, __u64 key, __u64 now)
 {
-	union {
-		__u64 word;
-		struct {
-			__u8 kind, state, flags, role;
-		};
-	} old, new;
+	union conn_word old, new;
 
 	if (now - c->last_ns < idle_end_ns / 2) {
 		c->state = ST_IDLE;
@@ -1383,12 +1387,7 @@ struct sweep_ctx {
 static __noinline long sweep_slot(__u64 *o, __u32 slot,
 				  struct sweep_ctx *x)
 {
-	union {
-		__u64 word;
-		struct {
-			__u8 kind, state, flags, role;
-		};
-	} old, new;
+	union conn_word old, new;
 	struct ks_l7_event *e;
 	struct req_head *h;
 	struct l7_conn *c;
