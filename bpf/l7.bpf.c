@@ -431,6 +431,36 @@ static __always_inline int claim_end(struct l7_conn *c, __u64 key, __u64 now)
 	return 1;
 }
 
+/* Slot's request bytes if key's read put them there, or NULL (the slot
+ * was taken by a newer connection since). */
+static __always_inline struct req_head *slot_head(__u32 slot, __u64 key)
+{
+	struct req_head *h;
+
+	slot &= HEAD_SLOTS - 1;
+	h = bpf_map_lookup_elem(&req_heads, &slot);
+	return h && h->owner == key ? h : NULL;
+}
+
+/* A record carries a server's request bytes (KS_L7_F_HEAD). */
+static __always_inline void put_head(struct ks_l7_event *e,
+				     const struct req_head *h)
+{
+	__builtin_memcpy(e->data, h->data, KS_L7_DATA);
+	e->len = h->len;
+	e->total_len = h->total;
+	e->flags |= KS_L7_F_HEAD;
+}
+
+/* A record carries an HTTP client's request method (KS_L7_F_HEAD). */
+static __always_inline void put_method(struct ks_l7_event *e,
+				       const struct l7_conn *c)
+{
+	__builtin_memcpy(e->data, c->method8, sizeof(c->method8));
+	e->len = sizeof(c->method8);
+	e->flags |= KS_L7_F_HEAD;
+}
+
 /* The record ending a server exchange, with the request's bytes when they
  * wait in its slot. The caller owns the exchange's end. */
 static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
@@ -438,15 +468,14 @@ static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
 {
 	struct ks_l7_event *e;
 	struct req_head *h;
-	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
 
 	if (!(c->flags & CF_HEAD_PENDING)) {
 		emit(c, key, kind, end_ns, flags, now);
 		return;
 	}
 	c->flags &= ~CF_HEAD_PENDING;
-	h = bpf_map_lookup_elem(&req_heads, &slot);
-	if (!h || h->owner != key) {
+	h = slot_head(c->head_slot, key);
+	if (!h) {
 		count_drop(KS_DROP_L7_HEAD_REUSED);
 		emit(c, key, kind, end_ns, flags, now);
 		return;
@@ -454,10 +483,8 @@ static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return;
-	fill(e, c, key, kind, end_ns, flags | KS_L7_F_HEAD, now);
-	__builtin_memcpy(e->data, h->data, KS_L7_DATA);
-	e->len = h->len;
-	e->total_len = h->total;
+	fill(e, c, key, kind, end_ns, flags, now);
+	put_head(e, h);
 	submit_event(e);
 }
 
@@ -526,21 +553,18 @@ static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 					    const void *buf, long ret,
 					    __u64 now)
 {
-	__u32 slot = c->head_slot & (HEAD_SLOTS - 1);
 	struct ks_l7_event *e;
 	struct req_head *h;
 	int kind = 0;
 
-	h = bpf_map_lookup_elem(&req_heads, &slot);
-	if (!h || h->owner != key)
+	h = slot_head(c->head_slot, key);
+	if (!h)
 		return -1;
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return -1;
-	fill(e, c, key, KS_L7_HTTP_DONE, c->last_ns, KS_L7_F_HEAD, now);
-	__builtin_memcpy(e->data, h->data, KS_L7_DATA);
-	e->len = h->len;
-	e->total_len = h->total;
+	fill(e, c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
+	put_head(e, h);
 	if (copy_user_head(h->data, buf, ret) >= 0)
 		kind = is_request_start(head_word(h, ret));
 	if (!kind) {
@@ -793,9 +817,8 @@ static __always_inline void emit_client_end(struct l7_conn *c, __u64 key,
 			  sizeof(c->method8));
 	if (!e)
 		return;
-	fill(e, c, key, kind, end_ns, flags | KS_L7_F_HEAD, now);
-	__builtin_memcpy(e->data, c->method8, sizeof(c->method8));
-	e->len = sizeof(c->method8);
+	fill(e, c, key, kind, end_ns, flags, now);
+	put_method(e, c);
 	submit_event(e);
 }
 
@@ -1393,18 +1416,19 @@ static __noinline long sweep_slot(__u64 *o, __u32 slot,
 	struct l7_conn *c;
 	__u64 key, last;
 
-	slot &= HEAD_SLOTS - 1;
-	if (!o || !*o)
-		return 0;
 	key = *o;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c || c->state != ST_RESP) {
+	if (!c) {
 		__sync_val_compare_and_swap(o, key, 0); /* stale */
 		return 0;
 	}
 	last = c->last_ns;
 	old.word = c->word;
-	if (old.state != ST_RESP || last + idle_end_ns > x->now)
+	if (old.state != ST_RESP) {
+		__sync_val_compare_and_swap(o, key, 0); /* stale */
+		return 0;
+	}
+	if (last + idle_end_ns > x->now)
 		return 0;
 	e = reserve_event(sizeof(*e));
 	if (!e)
@@ -1414,19 +1438,13 @@ static __noinline long sweep_slot(__u64 *o, __u32 slot,
 	     last, KS_L7_F_END_IDLE, x->now);
 	if (old.role == ROLE_CLIENT && c->proto == KS_PROTO_HTTP &&
 	    !split_records) {
-		__builtin_memcpy(e->data, c->method8, sizeof(c->method8));
-		e->len = sizeof(c->method8);
-		e->flags |= KS_L7_F_HEAD;
+		put_method(e, c);
 	} else if (old.role == ROLE_SERVER && (old.flags & CF_HEAD_PENDING)) {
-		h = bpf_map_lookup_elem(&req_heads, &slot);
-		if (h && h->owner == key) {
-			__builtin_memcpy(e->data, h->data, KS_L7_DATA);
-			e->len = h->len;
-			e->total_len = h->total;
-			e->flags |= KS_L7_F_HEAD;
-		} else {
+		h = slot_head(slot, key);
+		if (h)
+			put_head(e, h);
+		else
 			count_drop(KS_DROP_L7_HEAD_REUSED);
-		}
 	}
 	new.word = old.word;
 	new.state = ST_IDLE;
