@@ -101,6 +101,7 @@ struct l7_conn {
 	__u8 raddr[16];
 	__u8 sqlstate[8];
 	__u8 method8[8]; /* HTTP client: the request's first bytes */
+	__u64 file; /* the struct file the fd named when it was learnt */
 };
 
 /*
@@ -176,6 +177,32 @@ static __always_inline __u16 next_head_slot(void)
 		       (HEAD_SLOTS - 1));
 }
 
+/*
+ * Connection state is kept in conn_tab, an array indexed by process and fd:
+ * a process's fds take consecutive slots from a base its tgid picks, so
+ * finding the state on every socket syscall is an index and a compare,
+ * inlined (a hash map's lookup is a chain of calls: 55 ns of each run on
+ * the ping-pong bench). A connection whose slot is held by another goes to
+ * the LRU hash `conns`, as do SSL objects. Every entry names the struct
+ * file its fd had when it was learnt, checked on each lookup: an fd closed
+ * without close() (exec, dup2, close_range, exit) and opened again is
+ * learnt again, never taken for the old one. A process's slots are
+ * emptied when it exits (handle_exit_fds).
+ */
+#define CONN_TAB 65536 /* power of two */
+
+struct conn_slot {
+	__u64 key; /* conn_key, or 0: free */
+	struct l7_conn c;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONN_TAB);
+	__type(key, __u32);
+	__type(value, struct conn_slot);
+} conn_tab SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, L7_CONNS_MAX);
@@ -236,39 +263,41 @@ static __always_inline __u64 conn_key(__u32 tgid, __u32 fd)
 	return (__u64)tgid << 32 | fd;
 }
 
-/* The connection state of fd, learning from the kernel on first sight
- * whether it is a TCP socket. NULL for anything that is not. */
-static __always_inline struct l7_conn *conn_of(__u32 tgid, int fd)
+/* The conn_tab slot of a process's fd. */
+static __always_inline struct conn_slot *tab_slot(__u32 tgid, __u32 fd)
 {
-	struct l7_conn *c, fresh = {};
-	__u64 key = conn_key(tgid, (__u32)fd);
-	struct sock *sk;
+	__u32 i = (((tgid * 0x9E3779B1U) >> 16) + fd) & (CONN_TAB - 1);
 
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (c)
-		return c->kind == CK_TCP ? c : NULL;
-	sk = tcp_sock_of_fd(fd);
-	fresh.kind = sk ? CK_TCP : CK_NOT_TCP;
-	if (sk) {
-		fresh.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		fresh.rport = __builtin_bswap16(
-			BPF_CORE_READ(sk, __sk_common.skc_dport));
-		fresh.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		if (fresh.family == KS_AF_INET) {
-			/* 4 bytes, the rest zero (READ_INTO would copy
-			 * sizeof(raddr) bytes from the field on). */
-			__u32 a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	return bpf_map_lookup_elem(&conn_tab, &i);
+}
 
-			__builtin_memcpy(fresh.raddr, &a4, sizeof(a4));
-		} else
-			BPF_CORE_READ_INTO(&fresh.raddr, sk,
-					   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+/* The state of the connection key names, wherever it is kept (slot: its
+ * conn_tab slot, or NULL), or NULL. Not checked against the fd's file. */
+static __always_inline struct l7_conn *conn_find(__u64 key,
+						 struct conn_slot **slot)
+{
+	struct conn_slot *s = tab_slot(key >> 32, (__u32)key);
+
+	if (s && s->key == key) {
+		*slot = s;
+		return &s->c;
 	}
-	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
-		count_drop(KS_DROP_L7_CONNS_FULL);
-	if (!sk)
-		return NULL;
+	*slot = NULL;
 	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* The struct file at fd in the task's table, as a number, or 0: typed
+ * loads (the array's element is read as the first word of a struct). */
+static __always_inline __u64 fd_file(struct task_struct *task, __u32 fd)
+{
+	struct fdtable *fdt = task->files->fdt;
+	struct rb_node *w;
+
+	if (fd >= fdt->max_fds)
+		return 0;
+	w = bpf_rdonly_cast((void *)((__u64)fdt->fd + (__u64)fd * 8),
+			    bpf_core_type_id_kernel(struct rb_node));
+	return w->__rb_parent_color;
 }
 
 /* Do these first bytes (little-endian) start a TLS record (content type
@@ -948,6 +977,102 @@ static __always_inline void client_read(struct l7_conn *c, __u64 key,
 	}
 }
 
+/* The connection on fd went away (close, exit, or its fd now names
+ * another file): the exchange under way on it ends. */
+static __always_inline void end_under_way(struct l7_conn *c, __u64 key)
+{
+	__u64 now;
+
+	if (c->state == ST_IDLE)
+		return;
+	now = bpf_ktime_get_ns();
+	if (c->role == ROLE_CLIENT && c->state == ST_REQ)
+		emit_client_end(c, key, KS_L7_CLIENT_ABORTED, now, 0, now);
+	else if (c->state == ST_REQ)
+		emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
+	else if (c->state == ST_RESP && claim_end(c, key, now)) {
+		if (c->role == ROLE_CLIENT)
+			emit_client_end(c, key, KS_L7_CLIENT_DONE, c->last_ns,
+					0, now);
+		else
+			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
+	}
+}
+
+/* A connection's fd goes away (close, or its process's exit): the
+ * exchange under way ends, and its state is dropped. */
+static __always_inline void conn_gone(struct l7_conn *c, struct conn_slot *s,
+				      __u64 key)
+{
+	end_under_way(c, key);
+	if (s) {
+		c->file = 0;
+		s->key = 0;
+	} else {
+		bpf_map_delete_elem(&conns, &key);
+	}
+}
+
+/* First sight of a process's fd (or of the file it names now): ask the
+ * kernel whether it is a TCP socket, and keep the answer, in its slot
+ * when that is free or stale. NULL for anything but a TCP socket. */
+static __always_inline struct l7_conn *conn_learn(__u64 key, __u64 file,
+						  struct conn_slot *s)
+{
+	struct sock *sk = tcp_sock_of_file((struct file *)file);
+	struct l7_conn fresh = {};
+
+	fresh.kind = sk ? CK_TCP : CK_NOT_TCP;
+	if (sk) {
+		fresh.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		fresh.rport = __builtin_bswap16(
+			BPF_CORE_READ(sk, __sk_common.skc_dport));
+		fresh.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		if (fresh.family == KS_AF_INET) {
+			/* 4 bytes, the rest zero (READ_INTO would copy
+			 * sizeof(raddr) bytes from the field on). */
+			__u32 a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+			__builtin_memcpy(fresh.raddr, &a4, sizeof(a4));
+		} else
+			BPF_CORE_READ_INTO(&fresh.raddr, sk,
+					   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	if (s->key == key || (!s->key && !__sync_val_compare_and_swap(
+						 &s->key, 0, key))) {
+		/* The file last: a lookup that matches it sees the rest. */
+		s->c = fresh;
+		asm volatile("" ::: "memory");
+		s->c.file = file;
+		return sk ? &s->c : NULL;
+	}
+	fresh.file = file;
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
+		count_drop(KS_DROP_L7_CONNS_FULL);
+	if (!sk)
+		return NULL;
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* The connection state of a process's fd, learnt from the kernel on
+ * first sight. NULL for anything but a TCP socket. */
+static __always_inline struct l7_conn *conn_of(struct task_struct *task,
+					       __u32 tgid, __u32 fd)
+{
+	__u64 key = conn_key(tgid, fd), file = fd_file(task, fd);
+	struct conn_slot *s = tab_slot(tgid, fd);
+	struct l7_conn *c;
+
+	if (!s || !file)
+		return NULL;
+	c = s->key == key ? &s->c : bpf_map_lookup_elem(&conns, &key);
+	if (c && c->file == file)
+		return c->kind == CK_TCP ? c : NULL;
+	if (c && c->kind == CK_TCP)
+		end_under_way(c, key); /* its fd was reused unseen */
+	return conn_learn(key, file, s);
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static __always_inline void on_read(struct l7_conn *c, __u64 key,
@@ -1042,7 +1167,7 @@ static __always_inline int read_done(long ret, __u64 fd, const void *buf,
 
 	if (ret <= 0 || tgid == self_tgid || (int)fd < 0)
 		return 0;
-	c = conn_of(tgid, (int)fd);
+	c = conn_of(task, tgid, (__u32)fd);
 	if (!c)
 		return 0;
 	/* A TLS library reading through a memory BIO decrypts on this
@@ -1069,7 +1194,7 @@ static __always_inline int write_done(long ret, struct io_args *a,
 
 	if (ret <= 0 || tgid == self_tgid || (int)a->fd < 0)
 		return 0;
-	c = conn_of(tgid, (int)a->fd);
+	c = conn_of(task, tgid, a->fd);
 	if (c && c->role != ROLE_IGNORE)
 		on_write(c, conn_key(tgid, a->fd), a, ret, bpf_ktime_get_ns());
 	return 0;
@@ -1221,6 +1346,7 @@ static __always_inline void ssl_learn_addr(struct l7_conn *c, __u32 tgid,
 					   __u32 tid)
 {
 	struct l7_conn *sock;
+	struct conn_slot *s;
 	struct last_read *lr;
 	__u32 zero = 0;
 	__u64 skey;
@@ -1229,7 +1355,7 @@ static __always_inline void ssl_learn_addr(struct l7_conn *c, __u32 tgid,
 	if (!lr || lr->tid != tid)
 		return;
 	skey = conn_key(tgid, lr->fd);
-	sock = bpf_map_lookup_elem(&conns, &skey);
+	sock = conn_find(skey, &s);
 	if (!sock || sock->kind != CK_TCP)
 		return;
 	c->lport = sock->lport;
@@ -1367,29 +1493,46 @@ int handle_close_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 key = conn_key(tgid, (__u32)ctx->args[0]);
+	struct conn_slot *s;
 	struct l7_conn *c;
-	__u64 now;
 
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
+	c = conn_find(key, &s);
+	if (c)
+		conn_gone(c, s, key);
+	return 0;
+}
+
+struct exit_ctx {
+	__u32 tgid;
+};
+
+static long exit_fd(__u32 fd, struct exit_ctx *x)
+{
+	__u64 key = conn_key(x->tgid, fd);
+	struct conn_slot *s = tab_slot(x->tgid, fd);
+
+	if (s && s->key == key)
+		conn_gone(&s->c, s, key);
+	return 0;
+}
+
+/*
+ * A process is gone: its fds close without close(). Its conn_tab slots
+ * are emptied (ending exchanges under way, as a close does), so that they
+ * serve new processes. args: (struct task_struct *, bool group_dead); the
+ * fd table is still there.
+ */
+SEC("raw_tp/sched_process_exit")
+int handle_exit_fds(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct exit_ctx x = { .tgid = task->tgid };
+	__u32 n;
+
+	if (!ctx->args[1] || x.tgid == self_tgid)
 		return 0;
-	if (c->state != ST_IDLE) {
-		now = bpf_ktime_get_ns();
-		if (c->role == ROLE_CLIENT && c->state == ST_REQ)
-			emit_client_end(c, key, KS_L7_CLIENT_ABORTED, now, 0,
-					now);
-		else if (c->state == ST_REQ)
-			emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
-		else if (c->state == ST_RESP && claim_end(c, key, now)) {
-			if (c->role == ROLE_CLIENT)
-				emit_client_end(c, key, KS_L7_CLIENT_DONE,
-						c->last_ns, 0, now);
-			else
-				emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns,
-					 0, now);
-		}
-	}
-	bpf_map_delete_elem(&conns, &key);
+	n = task->files->fdt->max_fds;
+	bpf_loop(n < CONN_TAB ? n : CONN_TAB, exit_fd, &x, 0);
 	return 0;
 }
 
@@ -1412,12 +1555,13 @@ static __noinline long sweep_slot(__u64 *o, __u32 slot,
 {
 	union conn_word old, new;
 	struct ks_l7_event *e;
+	struct conn_slot *s;
 	struct req_head *h;
 	struct l7_conn *c;
 	__u64 key, last;
 
 	key = *o;
-	c = bpf_map_lookup_elem(&conns, &key);
+	c = conn_find(key, &s);
 	if (!c) {
 		__sync_val_compare_and_swap(o, key, 0); /* stale */
 		return 0;

@@ -15,28 +15,15 @@
 #define KS_AF_INET6 10
 #define KS_IPPROTO_TCP 6
 
-/* The TCP sock behind fd in the current task, or NULL. */
-static __always_inline struct sock *tcp_sock_of_fd(int fd)
+/* The TCP sock of an open file, or NULL. */
+static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt;
-	struct file **fds, *file;
 	struct socket *sock;
 	struct sock *sk;
-	unsigned int max_fds;
 	umode_t mode;
 	__u16 family;
 
-	if (fd < 0)
-		return NULL;
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
-		return NULL;
-	max_fds = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned int)fd >= max_fds)
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (!file)
 		return NULL;
 	mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & KS_S_IFMT) != KS_S_IFSOCK)
@@ -53,6 +40,28 @@ static __always_inline struct sock *tcp_sock_of_fd(int fd)
 	if (family != KS_AF_INET && family != KS_AF_INET6)
 		return NULL;
 	return sk;
+}
+
+/* The TCP sock behind fd in the current task, or NULL. */
+static __always_inline struct sock *tcp_sock_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt;
+	struct file **fds, *file;
+	unsigned int max_fds;
+
+	if (fd < 0)
+		return NULL;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	max_fds = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)fd >= max_fds)
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return tcp_sock_of_file(file);
 }
 
 #endif

@@ -7,6 +7,10 @@
 - a Node service calling another over HTTP gets
   http_client_request_duration_seconds with the upstream's address, port
   and status, as many as it made;
+- a client whose socket's fd is taken over by another connection (dup2,
+  no close) reports the second exchange with the new connection's port,
+  and an exchange answered just before its process exits (no close) is
+  counted at once, not after the idle sweep's second;
 - the per-service route guard turns the 11th and later distinct values at
   one path position into '*';
 - --max-series caps label sets, the rest going to one series labelled
@@ -51,6 +55,7 @@ def main():
             with ks.Agent() as agent:
                 write_paths(r, agent, raw_port)
                 client_calls(r, agent, front, up)
+                fd_reuse(r, agent, raw_port, up)
                 route_guard(r, agent, up)
             with ks.Agent("--max-series", "5") as agent:
                 overflow(r, agent, up)
@@ -154,6 +159,53 @@ def client_calls(r, agent, front, up):
     srv = ks.value(s, SRV + "_sum", service_name="ks-e2e-upstream")
     r.check(cli >= srv > 0, "each call lasts at least its upstream request "
             "(client %.4f s, server %.4f s)" % (cli, srv))
+
+
+# Two keep-alive GETs on one fd: the first to the raw server, then the fd
+# is taken over by a connection to the upstream (dup2 closes the first
+# socket without close()) for the second; the process exits without
+# closing it. Prints the time the second answer was read.
+FD_REUSE = r"""
+import os, socket, sys, time
+def get(fd, path):
+    os.write(fd, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += os.read(fd, 65536)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+         if l.lower().startswith(b"content-length:")][0]
+    while len(body) < n:
+        body += os.read(fd, 65536)
+a = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+get(a.fileno(), b"/write")
+b = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+os.dup2(b.fileno(), a.fileno())
+get(a.fileno(), b"/users/7")
+print(time.monotonic(), flush=True)
+os._exit(0)
+"""
+
+
+def fd_reuse(r, agent, raw_port, up):
+    env = dict(os.environ, OTEL_SERVICE_NAME="ks-e2e-fdreuse")
+    out = subprocess.run([sys.executable, "-c", FD_REUSE, str(raw_port),
+                          str(up.port)], env=env, capture_output=True,
+                         text=True, timeout=30)
+    r.eq(out.returncode, 0, "fd-reuse client ran (%s)" % out.stderr[-200:])
+
+    def n(port):
+        return ks.value(agent.metrics(), CLI + "_count",
+                        service_name="ks-e2e-fdreuse", server_port=str(port),
+                        http_response_status_code="200")
+    got = ks.wait_for(lambda: n(up.port) == 1, 0.7, 0.05)
+    took = time.monotonic() - float(out.stdout.split()[0])
+    r.check(got, "the exchange answered just before the process exited "
+            "counted at once (%.2f s after, before any idle sweep)" % took)
+    ks.wait_for(lambda: n(raw_port) + n(up.port) >= 2, 5)
+    r.eq(n(raw_port), 1, "the first exchange, on the first connection")
+    r.eq(n(up.port), 1, "the second, on the connection that took its fd "
+         "over, with that connection's port")
 
 
 def route_guard(r, agent, up):
