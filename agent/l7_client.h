@@ -29,5 +29,16 @@ void l7_client_free(struct l7_client *c);
 void l7_client_set_spans(struct l7_client *c, struct spans *s);
 void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 			const struct ks_l7_event *ev);
+/*
+ * Plain HTTP calls are counted in the kernel (katascope.h, http_cli_agg):
+ * fold one entry, adding to http_client_request_duration_seconds what its
+ * counters grew by since the last fold. e: its process (NULL: unknown).
+ * Returns 1 when the entry is of no more use (its process is unknown, not
+ * monitored, or exited): the caller deletes it from the kernel; the
+ * growth seen last is forgotten with it.
+ */
+int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
+			const struct ks_http_cli_key *k,
+			const struct ks_http_cli_val *v);
 
 #endif

@@ -214,6 +214,15 @@ static void fold_one(uint32_t tgid, const struct ks_pid_stats *st, void *arg)
 	telemetry_fold_pid(a->tel, e, st);
 }
 
+static int fold_http_client(const struct ks_http_cli_key *k,
+			    const struct ks_http_cli_val *v, void *arg)
+{
+	struct agent *a = arg;
+
+	return l7_fold_http_client(a->l7, proctab_get(a->procs, (int)k->tgid),
+				   k, v);
+}
+
 struct reap_ctx {
 	struct agent *a;
 	uint64_t now;
@@ -246,6 +255,7 @@ static void reap_exited(struct agent *a)
 static void refresh(struct agent *a)
 {
 	probes_read_pid_stats(a->probes, fold_one, a);
+	probes_read_http_clients(a->probes, fold_http_client, a);
 	reap_exited(a);
 	probes_node_prune(a->probes);
 	probes_read_drops(a->probes, a->self.drops);

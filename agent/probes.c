@@ -1166,6 +1166,40 @@ int probes_forget_pid(struct probes *p, uint32_t tgid)
 	return bpf_map_delete_elem(p->pid_stats_fd, &tgid);
 }
 
+#define HTTP_CLI_BATCH 256
+
+int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
+{
+	static struct ks_http_cli_key keys[HTTP_CLI_BATCH];
+	static struct ks_http_cli_val vals[HTTP_CLI_BATCH];
+	static struct ks_http_cli_key gone[HTTP_CLI_BATCH];
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	uint64_t in = 0, out = 0;
+	unsigned i, ngone;
+	int fd, err, total = 0;
+	__u32 n;
+
+	if (!p->l7 || !p->groups[PG_L7].attached)
+		return 0;
+	fd = bpf_map__fd(p->l7->maps.http_cli_agg);
+	for (;;) {
+		n = HTTP_CLI_BATCH;
+		err = bpf_map_lookup_batch(fd, total ? &in : NULL, &out, keys,
+					   vals, &n, &opts);
+		if (err && errno != ENOENT)
+			return -errno;
+		for (i = 0, ngone = 0; i < n; i++)
+			if (fn(&keys[i], &vals[i], arg))
+				gone[ngone++] = keys[i];
+		for (i = 0; i < ngone; i++)
+			bpf_map_delete_elem(fd, &gone[i]);
+		total += (int)n;
+		if (err) /* ENOENT: that was the last batch */
+			return total;
+		in = out;
+	}
+}
+
 void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX])
 {
 	uint64_t vals[p->ncpus];

@@ -79,6 +79,12 @@ int probes_poll(struct probes *p, int timeout_ms);
 /* Read the stats of every process and call fn for each. */
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg);
 int probes_forget_pid(struct probes *p, uint32_t tgid);
+/* Calls fn for every entry of the kernel's HTTP client counters
+ * (http_cli_agg) and deletes the entries for which it returns nonzero;
+ * returns the entries read (0 without the http group). */
+typedef int (*http_cli_fn)(const struct ks_http_cli_key *k,
+			   const struct ks_http_cli_val *v, void *arg);
+int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg);
 void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX]);
 const struct probe_group *probes_groups(struct probes *p, int *n);
 /* The profile maps (-1 when the profile group did not load). */

@@ -164,6 +164,37 @@ struct ks_l7_event {
 };
 
 /*
+ * HTTP client exchanges counted in the kernel (map http_cli_agg): without
+ * split records, the end of a plain HTTP client exchange adds to its label
+ * set's histogram instead of making a ring record (when the map is full it
+ * makes one). The buckets are http_client_request_duration_seconds's, in
+ * ns: an exchange goes into the first whose bound is >= its duration, the
+ * last is +Inf. Counters only grow; the agent folds their growth.
+ */
+#define KS_HTTP_BUCKETS 15
+#define KS_HTTP_BOUNDS_NS                                                  \
+	{ 5000000ULL,	10000000ULL,   25000000ULL,   50000000ULL,            \
+	  75000000ULL,	100000000ULL,  250000000ULL,  500000000ULL,           \
+	  750000000ULL, 1000000000ULL, 2500000000ULL, 5000000000ULL,          \
+	  7500000000ULL, 10000000000ULL }
+
+struct ks_http_cli_key {
+	__u32 tgid;
+	__u16 rport; /* server port */
+	__u16 status; /* HTTP status code */
+	__u8 family; /* AF_INET / AF_INET6 of raddr */
+	__u8 pad[7];
+	__u8 raddr[16]; /* server address */
+	__u8 method[8]; /* the request's method, zero-padded */
+};
+
+struct ks_http_cli_val {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 bucket[KS_HTTP_BUCKETS];
+};
+
+/*
  * Per-process counters, one entry per tgid in a hash map updated with
  * atomic adds. Kept in the kernel so that no per-packet or per-switch
  * event reaches user space.

@@ -957,6 +957,106 @@ static void test_http_client(void)
 	teardown(&f);
 }
 
+/* One entry of the kernel's HTTP client counters. */
+static void cli_key(struct ks_http_cli_key *k, uint32_t tgid,
+		    const char *method, uint16_t status)
+{
+	memset(k, 0, sizeof(*k));
+	k->tgid = tgid;
+	k->rport = 8080;
+	k->status = status;
+	k->family = AF_INET;
+	inet_pton(AF_INET, "10.1.2.3", k->raddr);
+	memcpy(k->method, method, strlen(method) < 8 ? strlen(method) : 8);
+}
+
+/* HTTP calls counted in the kernel, folded by their growth. */
+static void test_http_client_folded(void)
+{
+	struct ks_http_cli_key k, k2;
+	struct ks_http_cli_val v = {0};
+	struct proc_entry off, gone;
+	struct fixture f;
+	struct found h;
+	unsigned i;
+
+	if (setup(&f))
+		return;
+	cli_key(&k, 77, "GET", 200);
+	v.count = 3;
+	v.sum_ns = 30 * MS;
+	v.bucket[1] = 2; /* <= 10 ms */
+	v.bucket[3] = 1; /* <= 50 ms */
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
+	CHECK_INT(h.count, 3);
+	CHECK(NEAR(h.sum, 0.030));
+	/* The same counters again: nothing new. */
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  3);
+	/* They grew by two exchanges of 4 ms. */
+	v.count = 5;
+	v.sum_ns += 8 * MS;
+	v.bucket[0] = 2;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
+	CHECK_INT(h.count, 5);
+	CHECK(NEAR(h.sum, 0.038));
+	/* A method of all 8 bytes, and another status: their own series. */
+	cli_key(&k2, 77, "PROPFIND", 404);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k2, &v), 0);
+	CHECK_INT(find(f.r, HTTPC,
+		       V("app", "PROPFIND", "10.1.2.3", "8080", "404"))
+			  .count,
+		  5);
+	/* An unknown or unmonitored process: deleted, not counted. */
+	cli_key(&k2, 78, "GET", 200);
+	CHECK_INT(l7_fold_http_client(f.l, NULL, &k2, &v), 1);
+	entry(&off, "quiet", 0);
+	CHECK_INT(l7_fold_http_client(f.l, &off, &k2, &v), 1);
+	CHECK_INT(find(f.r, HTTPC, V("quiet", "GET", "10.1.2.3", "8080", "200"))
+			  .n,
+		  0);
+	/* An exited process: its last growth counted, then deleted; a new
+	 * entry of the same label set (pid reused) counts from zero. */
+	entry(&gone, "app", 1);
+	gone.exit_ns = 1;
+	v.count = 6;
+	v.bucket[0] = 3;
+	CHECK_INT(l7_fold_http_client(f.l, &gone, &k, &v), 1);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  6);
+	memset(&v, 0, sizeof(v));
+	v.count = 1;
+	v.bucket[2] = 1;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  7);
+	/* Many label sets coming and going (their table is rebuilt when
+	 * deleted ones pile up): the survivor's growth is still exact. */
+	for (i = 0; i < 3000; i++) {
+		struct ks_http_cli_val one = {.count = 1, .bucket = {1}};
+
+		cli_key(&k2, 1000 + i, "PUT", 201);
+		CHECK_INT(l7_fold_http_client(f.l, &f.e, &k2, &one), 0);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, &k2, &one), 1);
+	}
+	CHECK_INT(find(f.r, HTTPC, V("app", "PUT", "10.1.2.3", "8080", "201"))
+			  .count,
+		  3000);
+	v.count = 2;
+	v.bucket[2] = 2;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  8);
+	teardown(&f);
+}
+
 static void test_unmonitored_and_garbage(void)
 {
 	struct fixture f;
@@ -1035,6 +1135,7 @@ int main(void)
 	test_pg_cut_query();
 	test_redis();
 	test_http_client();
+	test_http_client_folded();
 	test_unmonitored_and_garbage();
 	return check_summary();
 }
