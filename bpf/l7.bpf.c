@@ -143,11 +143,12 @@ struct {
 } head_turn SEC(".maps");
 
 /*
- * The connection with an exchange in RESP per slot (its key, or 0): what
- * the idle sweep walks (8192 words; walking the conns hash map's 65536
- * buckets cost 1 ms per sweep). A slot taken by a newer connection hides
- * the older one's exchange from the sweep; it then ends at the next
- * request or the close.
+ * The HTTP connection that last entered RESP in each slot (its key, or 0):
+ * what the idle sweep walks (8192 words; walking the conns hash map's
+ * 65536 buckets cost 1 ms per sweep), ending the exchange of a connection
+ * still in RESP. A slot names its connection until the connection goes
+ * or a newer one takes the slot; that hides the older one's exchange from
+ * the sweep, and it then ends at the next request or the close.
  */
 struct resp_slots {
 	__u64 key[HEAD_SLOTS];
@@ -405,23 +406,18 @@ static __always_inline void emit_data(struct l7_conn *c, __u64 key,
 	submit_event(e);
 }
 
-/*
- * May this syscall end the exchange under way on c (state RESP)? The sweep
- * ends exchanges silent for idle_end_ns and a syscall may end the same one
- * at the same time: for such an exchange both claim it by an atomic change
- * of its state word, and the loser does not report it. A fresher one the
- * sweep does not touch: plain stores.
- */
+/* c's slot names it for the sweep. Written only when it changes: the
+ * slots of both CPUs' connections share cache lines, and a store on every
+ * exchange bounced them between the CPUs. */
 static __always_inline void resp_open_set(struct l7_conn *c, __u64 key)
 {
 	__u64 *o = resp_slot(c);
 
-	if (o)
+	if (o && *o != key)
 		*o = key;
 }
 
-/* The exchange under way on c (state RESP) left it: its slot no longer
- * names it for the sweep. */
+/* c is gone: its slot no longer names it. */
 static __always_inline void resp_open_clear(struct l7_conn *c, __u64 key)
 {
 	__u64 *o = resp_slot(c);
@@ -441,6 +437,14 @@ static __always_inline void enter_resp(struct l7_conn *c, __u64 key,
 		resp_open_set(c, key);
 }
 
+/*
+ * May this syscall end the exchange under way on c (state RESP)? The sweep
+ * ends exchanges silent for idle_end_ns and a syscall may end the same one
+ * at the same time: for such an exchange both claim it by an atomic change
+ * of its state word, and the loser does not report it. A fresher one the
+ * sweep does not touch: plain stores. The slot keeps naming c (the sweep
+ * passes over it while c is not in RESP).
+ */
 static __always_inline int claim_end(struct l7_conn *c, __u64 key, __u64 now)
 {
 	union conn_word old, new;
@@ -457,8 +461,6 @@ static __always_inline int claim_end(struct l7_conn *c, __u64 key, __u64 now)
 						new.word) != old.word)
 			return 0;
 	}
-	if (c->has_slot)
-		resp_open_clear(c, key);
 	return 1;
 }
 
@@ -1087,6 +1089,8 @@ static __always_inline void conn_gone(struct l7_conn *c, struct conn_slot *s,
 				      __u64 key)
 {
 	end_under_way(c, key);
+	if (c->has_slot)
+		resp_open_clear(c, key);
 	if (s) {
 		c->file = 0;
 		s->key = 0;
@@ -1646,16 +1650,15 @@ static __noinline long sweep_slot(__u64 *o, __u32 slot,
 
 	key = *o;
 	c = conn_find(key, &s);
-	if (!c) {
-		__sync_val_compare_and_swap(o, key, 0); /* stale */
+	if (!c || !c->has_slot || (c->head_slot & (HEAD_SLOTS - 1)) != slot) {
+		/* Gone, or its fd names another connection now. */
+		__sync_val_compare_and_swap(o, key, 0);
 		return 0;
 	}
 	last = c->last_ns;
 	old.word = c->word;
-	if (old.state != ST_RESP) {
-		__sync_val_compare_and_swap(o, key, 0); /* stale */
-		return 0;
-	}
+	if (old.state != ST_RESP)
+		return 0; /* between exchanges */
 	if (last + idle_end_ns > x->now)
 		return 0;
 	e = reserve_event(sizeof(*e));
