@@ -159,7 +159,7 @@ static struct guard_slot *guard_for(struct l7 *l, const char *service)
 /* Method and normalized, guarded route of one request head (parsed into
  * *req, whatever the outcome). */
 static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
-		    size_t len, struct pending_req *out,
+		    size_t len, bool line_only, struct pending_req *out,
 		    struct http1_request *req)
 {
 	struct guard_slot *gs;
@@ -167,7 +167,8 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 	bool cut;
 	int rlen;
 
-	if (http1_parse_request(buf, len, req))
+	if (line_only ? http1_parse_request_line(buf, len, req) :
+			http1_parse_request(buf, len, req))
 		return -1;
 	ks_strlcpy(out->method, http1_method_name(req->method),
 		   sizeof(out->method));
@@ -220,6 +221,19 @@ static void trace_request(struct l7 *l, const struct proc_entry *e,
 	spans_server_request(l->spans, &sr);
 }
 
+/* Where the first blank line ("\r\n\r\n") of buf ends, or 0. */
+static size_t blank_line_end(const uint8_t *buf, size_t len)
+{
+	const uint8_t *nl = buf, *end = buf + len;
+
+	while ((nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL) {
+		nl++;
+		if (end - nl >= 2 && nl[0] == '\r' && nl[1] == '\n')
+			return (size_t)(nl + 2 - buf);
+	}
+	return 0;
+}
+
 /*
  * A request record holds the first bytes the server read: one request
  * head, or several pipelined requests. Queue each complete one; the last
@@ -232,6 +246,7 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 	size_t len = ev->len > KS_L7_DATA ? KS_L7_DATA : ev->len;
 	struct pending *p = slot(l, ev->conn_id);
 	struct http1_request req;
+	bool one_head;
 	ssize_t one;
 
 	if (p->conn_id && p->conn_id != ev->conn_id)
@@ -239,8 +254,13 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 	p->conn_id = ev->conn_id;
 	p->start_ns = ev->start_ns;
 	p->head = p->n = 0;
+	/* The usual read: all of it captured, one head and nothing after
+	 * it. Its header fields would only find where a next request
+	 * starts, and give the tracer a traceparent. */
+	one_head = !l->spans && ev->total_len == len &&
+		   blank_line_end(buf, len) == len;
 	while (len > 0 && p->n < PIPELINE_MAX) {
-		if (describe(l, e, buf, len, &p->q[p->n], &req)) {
+		if (describe(l, e, buf, len, one_head, &p->q[p->n], &req)) {
 			if (p->n == 0) {
 				const char *sv[] = { e->service };
 
@@ -254,6 +274,8 @@ static void on_request(struct l7 *l, const struct proc_entry *e,
 		if (l->spans)
 			trace_request(l, e, ev, &p->q[p->n], &req);
 		p->n++;
+		if (one_head)
+			break;
 		one = http1_request_end(buf, len, &req);
 		if (one <= 0 || (size_t)one >= len)
 			break;

@@ -394,10 +394,10 @@ static void parse_headers(const char *p, size_t len, size_t off,
 
 /* ---- public parsers --------------------------------------------------- */
 
-int http1_parse_request(const void *buf, size_t len, struct http1_request *r)
+/* The request line; the offset of the header lines (0: none yet) or
+ * -errno. */
+static long request_line(const char *p, size_t len, struct http1_request *r)
 {
-	const char *p = buf;
-	long off;
 	int rm;
 
 	memset(r, 0, sizeof(*r));
@@ -405,12 +405,26 @@ int http1_parse_request(const void *buf, size_t len, struct http1_request *r)
 	rm = match_method(p, len, &r->method);
 	if (rm <= 0)
 		return rm == 0 ? -EAGAIN : -EINVAL;
-	off = parse_request_line(p, len, methods[r->method].len + 1, r);
+	return parse_request_line(p, len, methods[r->method].len + 1, r);
+}
+
+int http1_parse_request(const void *buf, size_t len, struct http1_request *r)
+{
+	long off = request_line(buf, len, r);
+
 	if (off < 0)
 		return (int)off;
 	if (off > 0)
-		parse_headers(p, len, (size_t)off, &r->h);
+		parse_headers(buf, len, (size_t)off, &r->h);
 	return 0;
+}
+
+int http1_parse_request_line(const void *buf, size_t len,
+			     struct http1_request *r)
+{
+	long off = request_line(buf, len, r);
+
+	return off < 0 ? (int)off : 0;
 }
 
 static bool no_body_by_rule(int status, enum http_method req_method)

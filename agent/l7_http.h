@@ -120,6 +120,10 @@ enum http_kind http1_classify(const void *buf, size_t len);
  * version).
  */
 int http1_parse_request(const void *buf, size_t len, struct http1_request *r);
+/* The same without the header fields (r->h stays empty): for a caller
+ * that needs the request line only. */
+int http1_parse_request_line(const void *buf, size_t len,
+			     struct http1_request *r);
 
 /*
  * Parse a response head prefix. req_method is the method of the request it
