@@ -38,6 +38,9 @@
  * stacks lost at 200 ms while recording; see docs/benchmarks.md.
  */
 #define DRAIN_IDLE_NS 200000000ULL
+#define DRAIN_BATCH 512 /* count-map entries per system call */
+#define IDS_MAX 8192 /* stack ids remembered per drain */
+#define CLEAR_ALL_DRAINS 50 /* the whole stack map: every 10 s, idle */
 #define DRAIN_BUSY_NS 50000000ULL
 #define MAX_SECONDS 300
 
@@ -72,6 +75,12 @@ struct profiler {
 	struct symbolizer *sym;
 	uint64_t last_drain;
 	int offcpu_sessions;
+	int offcpu_dirty; /* the off-CPU map may hold counts */
+	unsigned drains; /* since the stack map was last cleared whole */
+	struct ks_stack_key *keys; /* DRAIN_BATCH each, for batch reads */
+	uint64_t *vals;
+	int32_t *ids; /* stack ids of the keys drained (2 per key) */
+	size_t nids;
 	struct profiler_stats st;
 	uint64_t *ubuf, *kbuf; /* one stack each, for map reads */
 };
@@ -99,7 +108,11 @@ struct profiler *profiler_new(struct probes *probes, const char *proc_root,
 	p->sym = symbolizer_new(proc_root);
 	p->ubuf = calloc(KS_STACK_DEPTH, sizeof(uint64_t));
 	p->kbuf = calloc(KS_STACK_DEPTH, sizeof(uint64_t));
-	if (!p->sym || !p->ubuf || !p->kbuf) {
+	p->keys = calloc(DRAIN_BATCH, sizeof(*p->keys));
+	p->vals = calloc(DRAIN_BATCH, sizeof(*p->vals));
+	p->ids = calloc(IDS_MAX, sizeof(*p->ids));
+	if (!p->sym || !p->ubuf || !p->kbuf || !p->keys || !p->vals ||
+	    !p->ids) {
 		profiler_free(p);
 		return NULL;
 	}
@@ -129,6 +142,9 @@ void profiler_free(struct profiler *p)
 	symbolizer_free(p->sym);
 	free(p->ubuf);
 	free(p->kbuf);
+	free(p->keys);
+	free(p->vals);
+	free(p->ids);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -214,23 +230,85 @@ static int session_wants(const struct prof_session *s, enum prof_type type,
 	return 1;
 }
 
-/*
- * Read every (pid, stacks) -> value of one map, clear it, feed sessions.
- *
- * A key is deleted only once the next one is known: the kernel's
- * get_next_key on a key that is gone starts over from the first bucket,
- * which made a drain cost (keys x buckets) bucket visits.
- */
-static void drain(struct profiler *p, struct proctab *pt, int fd,
-		  enum prof_type type, uint64_t now)
+/* One (pid, stacks) -> value read from a count map: to the sessions that
+ * want it; its stack ids are deleted after the drain (clear_drained). */
+static void take(struct profiler *p, struct proctab *pt,
+		 enum prof_type type, const struct ks_stack_key *key,
+		 uint64_t value, uint64_t now)
 {
-	struct ks_stack_key key, next;
 	struct prof_session *s;
 	struct proc_entry *e;
 	const char *service;
-	uint64_t value;
 	uint32_t nu, nk;
-	int any, have = 0;
+	int any = 0;
+
+	if (type == PROF_CPU)
+		p->st.samples += value;
+	if (p->nids + 2 <= IDS_MAX) {
+		if (key->user_stack >= 0)
+			p->ids[p->nids++] = key->user_stack;
+		if (key->kern_stack >= 0)
+			p->ids[p->nids++] = key->kern_stack;
+	}
+	e = proctab_get(pt, (int)key->pid);
+	service = e ? e->service : "";
+	for (s = p->sessions; s; s = s->next)
+		any |= session_wants(s, type, (int)key->pid, service, now);
+	if (!any)
+		return;
+	nu = read_stack(p->fds.stacks, key->user_stack, p->ubuf);
+	nk = read_stack(p->fds.stacks, key->kern_stack, p->kbuf);
+	if (nu)
+		symbolizer_snapshot(p->sym, (int)key->pid);
+	for (s = p->sessions; s; s = s->next)
+		if (session_wants(s, type, (int)key->pid, service, now))
+			session_add(s, (int)key->pid, service, p->ubuf, nu,
+				    p->kbuf, nk, value);
+}
+
+/*
+ * Read every (pid, stacks) -> value of one map, clear it, feed sessions:
+ * in batches of DRAIN_BATCH, each read and deleted by one system call (one
+ * call per entry for each of next key, lookup and delete showed in the
+ * agent's profile under load). Returns -1 when the kernel cannot do
+ * batches (then drain_each).
+ */
+static int drain_batch(struct profiler *p, struct proctab *pt, int fd,
+		       enum prof_type type, uint64_t now)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	uint64_t in = 0, out = 0;
+	int err, first = 1;
+	__u32 i, n;
+
+	for (;;) {
+		n = DRAIN_BATCH;
+		err = bpf_map_lookup_and_delete_batch(fd, first ? NULL : &in,
+						      &out, p->keys, p->vals,
+						      &n, &opts);
+		if (err && errno != ENOENT)
+			return first ? -1 : 0;
+		for (i = 0; i < n; i++)
+			take(p, pt, type, &p->keys[i], p->vals[i], now);
+		if (err) /* ENOENT: that was the last batch */
+			return 0;
+		in = out;
+		first = 0;
+	}
+}
+
+/*
+ * The same one entry at a time. A key is deleted only once the next one
+ * is known: the kernel's get_next_key on a key that is gone starts over
+ * from the first bucket, which made a drain cost (keys x buckets) bucket
+ * visits.
+ */
+static void drain_each(struct profiler *p, struct proctab *pt, int fd,
+		       enum prof_type type, uint64_t now)
+{
+	struct ks_stack_key key, next;
+	uint64_t value;
+	int have = 0;
 
 	for (;;) {
 		if (bpf_map_get_next_key(fd, have ? &key : NULL, &next)) {
@@ -242,27 +320,35 @@ static void drain(struct profiler *p, struct proctab *pt, int fd,
 			bpf_map_delete_elem(fd, &key);
 		key = next;
 		have = 1;
-		if (bpf_map_lookup_elem(fd, &key, &value))
-			continue;
-		if (type == PROF_CPU)
-			p->st.samples += value;
-		any = 0;
-		e = proctab_get(pt, (int)key.pid);
-		service = e ? e->service : "";
-		for (s = p->sessions; s; s = s->next)
-			any |= session_wants(s, type, (int)key.pid, service,
-					     now);
-		if (!any)
-			continue;
-		nu = read_stack(p->fds.stacks, key.user_stack, p->ubuf);
-		nk = read_stack(p->fds.stacks, key.kern_stack, p->kbuf);
-		if (nu)
-			symbolizer_snapshot(p->sym, (int)key.pid);
-		for (s = p->sessions; s; s = s->next)
-			if (session_wants(s, type, (int)key.pid, service, now))
-				session_add(s, (int)key.pid, service, p->ubuf,
-					    nu, p->kbuf, nk, value);
+		if (!bpf_map_lookup_elem(fd, &key, &value))
+			take(p, pt, type, &key, value, now);
 	}
+}
+
+static void drain(struct profiler *p, struct proctab *pt, int fd,
+		  enum prof_type type, uint64_t now)
+{
+	if (drain_batch(p, pt, fd, type, now))
+		drain_each(p, pt, fd, type, now);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Delete the stacks the drained keys named, each once. */
+static void clear_drained(struct profiler *p)
+{
+	size_t i;
+
+	qsort(p->ids, p->nids, sizeof(*p->ids), cmp_id);
+	for (i = 0; i < p->nids; i++)
+		if (i == 0 || p->ids[i] != p->ids[i - 1])
+			bpf_map_delete_elem(p->fds.stacks, &p->ids[i]);
+	p->nids = 0;
 }
 
 /*
@@ -300,14 +386,29 @@ void profiler_tick(struct profiler *p, struct proctab *pt, uint64_t now)
 	}
 	p->last_drain = now;
 	drain(p, pt, p->fds.cpu_samples, PROF_CPU, now);
-	drain(p, pt, p->fds.offcpu_ns, PROF_OFFCPU, now);
-	clear_stacks(p);
+	/* The off-CPU program runs only during off-CPU profiles. */
+	if (p->offcpu_sessions || p->offcpu_dirty) {
+		drain(p, pt, p->fds.offcpu_ns, PROF_OFFCPU, now);
+		p->offcpu_dirty = p->offcpu_sessions > 0;
+	}
+	/* The stacks the counts named; now and then the whole map, for the
+	 * stacks of samples the full count map dropped (or more ids than
+	 * IDS_MAX). */
+	if (++p->drains >= CLEAR_ALL_DRAINS || p->nids >= IDS_MAX - 1) {
+		clear_stacks(p);
+		p->nids = 0;
+		p->drains = 0;
+	} else {
+		clear_drained(p);
+	}
 	for (s = p->sessions; s; s = s->next) {
 		s->armed = 1; /* counts start now, not at the last idle drain */
 		if (!s->done && now >= s->end_ns) {
 			s->done = 1;
-			if (s->type == PROF_OFFCPU && --p->offcpu_sessions == 0)
+			if (s->type == PROF_OFFCPU && --p->offcpu_sessions == 0) {
 				probes_offcpu_put(p->probes);
+				p->offcpu_dirty = 1;
+			}
 		}
 	}
 	pthread_cond_broadcast(&p->cond);
@@ -403,8 +504,10 @@ void profiler_end(struct profiler *p, struct prof_session *s)
 			*pp = s->next;
 			break;
 		}
-	if (!s->done && s->type == PROF_OFFCPU && --p->offcpu_sessions == 0)
+	if (!s->done && s->type == PROF_OFFCPU && --p->offcpu_sessions == 0) {
 		probes_offcpu_put(p->probes);
+		p->offcpu_dirty = 1;
+	}
 	pthread_mutex_unlock(&p->lock);
 	session_free(s);
 }
