@@ -1223,14 +1223,15 @@ static void free_slot(struct ks_sched_slot *s)
  */
 static void sched_read_begin(struct probes *p)
 {
+	struct ks_sched_slot *s;
 	uint64_t owner;
 	uint32_t i;
 
 	for (i = 0; p->sched_tab && i < KS_SCHED_SLOTS; i++) {
-		owner = __atomic_load_n(&p->sched_tab[i].tgid,
-					__ATOMIC_ACQUIRE);
+		s = &p->sched_tab[i];
+		owner = __atomic_load_n(&s->tgid, __ATOMIC_ACQUIRE);
 		if (owner & KS_SCHED_DEAD) {
-			free_slot(&p->sched_tab[i]);
+			free_slot(s);
 			owner = 0;
 		}
 		p->sched_owner[i] = (uint32_t)owner;
@@ -1296,14 +1297,16 @@ int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 
 int probes_forget_pid(struct probes *p, uint32_t tgid)
 {
+	struct ks_sched_slot *s;
 	uint64_t owner = tgid;
 
 	/* Released now, freed at the next read (see sched_read_begin). */
-	if (p->sched_tab)
-		__atomic_compare_exchange_n(
-			&p->sched_tab[ks_sched_slot_of(tgid)].tgid, &owner,
-			owner | KS_SCHED_DEAD, 0, __ATOMIC_RELAXED,
-			__ATOMIC_RELAXED);
+	if (p->sched_tab) {
+		s = &p->sched_tab[ks_sched_slot_of(tgid)];
+		__atomic_compare_exchange_n(&s->tgid, &owner,
+					    tgid | KS_SCHED_DEAD, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
 	return bpf_map_delete_elem(p->pid_stats_fd, &tgid);
 }
 
