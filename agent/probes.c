@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,11 @@ struct probes {
 	struct proc_bpf *proc;
 	struct tcp_bpf *tcp;
 	struct sched_bpf *sched;
+	/* sched.bpf.c's sched_tab, mapped (NULL without the sched group),
+	 * and each slot's owner when the current read began (0: none),
+	 * | SLOT_REPORTED once reported with its pid_stats entry */
+	struct ks_sched_slot *sched_tab;
+	uint32_t sched_owner[KS_SCHED_SLOTS];
 	struct l7_bpf *l7;
 	struct profile_bpf *profile;
 	struct pgusdt_bpf *pg;
@@ -246,6 +252,41 @@ static void open_profile(struct probes *p, pid_t self,
 		g->nprogs++;
 	}
 	g->attached = 1;
+}
+
+/*
+ * The sched family. Its slots are mapped before the program is attached:
+ * figures the agent could not read would be lost.
+ */
+static void open_sched(struct probes *p, pid_t self)
+{
+	struct probe_group *g = &p->groups[PG_SCHED];
+	void *tab;
+	int err;
+
+	p->sched = sched_bpf__open();
+	if (!p->sched) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->sched->rodata->self_tgid = (uint32_t)self;
+	err = reuse_shared(p, p->sched->maps.events, p->sched->maps.pid_stats,
+			   p->sched->maps.drops);
+	if (!err)
+		err = sched_bpf__load(p->sched);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	tab = mmap(NULL, sizeof(struct ks_sched_slot) * KS_SCHED_SLOTS,
+		   PROT_READ | PROT_WRITE, MAP_SHARED,
+		   bpf_map__fd(p->sched->maps.sched_tab), 0);
+	if (tab == MAP_FAILED) {
+		group_fail(g, "mmap sched_tab", -errno);
+		return;
+	}
+	p->sched_tab = tab;
+	attach_all(p, p->sched->obj, g);
 }
 
 #define PG_NONE "no postgres binary seen yet (attached when one runs)"
@@ -1059,7 +1100,7 @@ int probes_open(struct probes **out, pid_t self,
 	if (wanted(cfg, PG_TCP))
 		OPEN_FAMILY(p, self, tcp, tcp_bpf, PG_TCP);
 	if (wanted(cfg, PG_SCHED))
-		OPEN_FAMILY(p, self, sched, sched_bpf, PG_SCHED);
+		open_sched(p, self);
 	if (wanted(cfg, PG_L7))
 		OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7,
 			    p->l7->rodata->split_records = cfg->l7_split;
@@ -1107,6 +1148,9 @@ void probes_close(struct probes *p)
 	node_bpf__destroy(p->node);
 	profile_bpf__destroy(p->profile);
 	l7_bpf__destroy(p->l7);
+	if (p->sched_tab)
+		munmap(p->sched_tab,
+		       sizeof(struct ks_sched_slot) * KS_SCHED_SLOTS);
 	sched_bpf__destroy(p->sched);
 	tcp_bpf__destroy(p->tcp);
 	proc_bpf__destroy(p->proc);
@@ -1139,13 +1183,93 @@ int probes_poll(struct probes *p, int timeout_ms)
 	return ring_buffer__consume(p->rb);
 }
 
+/*
+ * sched_tab's slots are written by the kernel while the agent reads them:
+ * each figure is read (and zeroed) on its own, as one 8-byte access.
+ */
+#define LOAD(v) __atomic_load_n(&(v), __ATOMIC_RELAXED)
+#define ZERO(v) __atomic_store_n(&(v), 0, __ATOMIC_RELAXED)
+
+static void add_slot(struct ks_sched_stats *to, struct ks_sched_slot *s)
+{
+	int i;
+
+	to->oncpu_ns += LOAD(s->st.oncpu_ns);
+	to->runq_lat_sum_ns += LOAD(s->st.runq_lat_sum_ns);
+	for (i = 0; i < KS_LAT_BUCKETS; i++)
+		to->runq_lat[i] += LOAD(s->st.runq_lat[i]);
+}
+
+/*
+ * A slot released at the last read (KS_SCHED_DEAD): every switch that
+ * matched it before then has long ended, none matches it since. Its
+ * figures are zeroed before it is free to claim.
+ */
+static void free_slot(struct ks_sched_slot *s)
+{
+	int i;
+
+	ZERO(s->st.oncpu_ns);
+	ZERO(s->st.runq_lat_sum_ns);
+	for (i = 0; i < KS_LAT_BUCKETS; i++)
+		ZERO(s->st.runq_lat[i]);
+	__atomic_store_n(&s->tgid, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * Free the slots released at the last read and note each slot's owner:
+ * its figures are reported once, with its pid_stats entry if it has one.
+ * A slot claimed after this is reported at the next read.
+ */
+static void sched_read_begin(struct probes *p)
+{
+	struct ks_sched_slot *s;
+	uint64_t owner;
+	uint32_t i;
+
+	for (i = 0; p->sched_tab && i < KS_SCHED_SLOTS; i++) {
+		s = &p->sched_tab[i];
+		owner = __atomic_load_n(&s->tgid, __ATOMIC_ACQUIRE);
+		if (owner & KS_SCHED_DEAD) {
+			free_slot(s);
+			owner = 0;
+		}
+		p->sched_owner[i] = (uint32_t)owner;
+	}
+}
+
+#define SLOT_REPORTED 0x80000000u
+
+/*
+ * Add a process's slot to its pid_stats figures, if it had one. Again if
+ * the entry is met twice (deleting an entry restarts the walk): a second
+ * report without the slot would look like figures that fell.
+ */
+static void sched_read_add(struct probes *p, uint32_t tgid,
+			   struct ks_sched_stats *st)
+{
+	uint32_t i = ks_sched_slot_of(tgid);
+
+	if (!p->sched_tab || (p->sched_owner[i] & ~SLOT_REPORTED) != tgid)
+		return;
+	add_slot(st, &p->sched_tab[i]);
+	p->sched_owner[i] |= SLOT_REPORTED;
+}
+
+/*
+ * A process's figures are its pid_stats entry plus its sched_tab slot.
+ * Either may be missing: a process that uses no socket has no entry, one
+ * whose slot another process holds has no slot. The sums only grow while
+ * the process lives: neither is removed before probes_forget_pid.
+ */
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 {
 	struct ks_node_loop loop;
 	struct ks_pid_stats st;
-	uint32_t key, next, *prev = NULL;
+	uint32_t key, next, *prev = NULL, i;
 	int n = 0;
 
+	sched_read_begin(p);
 	while (bpf_map_get_next_key(p->pid_stats_fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
@@ -1155,7 +1279,17 @@ int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 		    !bpf_map_lookup_elem(bpf_map__fd(p->node->maps.node_loops),
 					 &key, &loop))
 			loop_to_stats(&loop, &st);
+		sched_read_add(p, key, &st.sched);
 		fn(key, &st, arg);
+		n++;
+	}
+	/* The slots of processes without a pid_stats entry. */
+	for (i = 0; p->sched_tab && i < KS_SCHED_SLOTS; i++) {
+		if (!p->sched_owner[i] || p->sched_owner[i] & SLOT_REPORTED)
+			continue;
+		memset(&st, 0, sizeof(st));
+		add_slot(&st.sched, &p->sched_tab[i]);
+		fn(p->sched_owner[i], &st, arg);
 		n++;
 	}
 	return n;
@@ -1163,6 +1297,16 @@ int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 
 int probes_forget_pid(struct probes *p, uint32_t tgid)
 {
+	struct ks_sched_slot *s;
+	uint64_t owner = tgid;
+
+	/* Released now, freed at the next read (see sched_read_begin). */
+	if (p->sched_tab) {
+		s = &p->sched_tab[ks_sched_slot_of(tgid)];
+		__atomic_compare_exchange_n(&s->tgid, &owner,
+					    tgid | KS_SCHED_DEAD, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
 	return bpf_map_delete_elem(p->pid_stats_fd, &tgid);
 }
 

@@ -76,8 +76,11 @@ void probes_close(struct probes *p);
 int probes_l7_sweep(struct probes *p);
 /* Consume ring-buffer records; returns records handled or -errno. */
 int probes_poll(struct probes *p, int timeout_ms);
-/* Read the stats of every process and call fn for each. */
+/* Read the stats of every process and call fn for each: its pid_stats
+ * entry plus its sched_tab slot, cumulative while the process lives. */
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg);
+/* Drop a process's figures once its last ones have been folded: its
+ * pid_stats entry now, its sched_tab slot at the next read. */
 int probes_forget_pid(struct probes *p, uint32_t tgid);
 /* Calls fn for every entry of the kernel's HTTP client counters
  * (http_cli_agg) and deletes the entries for which it returns nonzero;

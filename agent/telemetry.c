@@ -328,7 +328,7 @@ void telemetry_fold_pid(struct telemetry *t, struct proc_entry *e,
 		metric_add(t->tcp_failed, svc, (double)v);
 	if ((v = d(now->tcp_retransmits, l->tcp_retransmits)))
 		metric_add(t->tcp_retrans, svc, (double)v);
-	if ((v = d(now->oncpu_ns, l->oncpu_ns)))
+	if ((v = d(now->sched.oncpu_ns, l->sched.oncpu_ns)))
 		metric_add(t->cpu_time, svc, (double)v * NS);
 	if ((v = d(now->pg_commits, l->pg_commits))) {
 		const char *lv[] = { e->service, "commit" };
@@ -367,8 +367,8 @@ void telemetry_fold_pid(struct telemetry *t, struct proc_entry *e,
 		     d(now->loop_idle_ns, l->loop_idle_ns));
 	fold_hist(t->tcp_connect_dur, svc, now->connect_lat, l->connect_lat,
 		  now->connect_lat_sum_ns, l->connect_lat_sum_ns);
-	fold_hist(t->runq, svc, now->runq_lat, l->runq_lat,
-		  now->runq_lat_sum_ns, l->runq_lat_sum_ns);
+	fold_hist(t->runq, svc, now->sched.runq_lat, l->sched.runq_lat,
+		  now->sched.runq_lat_sum_ns, l->sched.runq_lat_sum_ns);
 	metric_registry_unlock(t->reg);
 	e->last = *now;
 }

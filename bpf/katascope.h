@@ -195,6 +195,17 @@ struct ks_http_cli_val {
 };
 
 /*
+ * A process's scheduler figures (sched.bpf.c). They live in its sched_tab
+ * slot (below), or in its ks_pid_stats while another live process holds
+ * that slot; the agent adds the two.
+ */
+struct ks_sched_stats {
+	__u64 oncpu_ns;
+	__u64 runq_lat_sum_ns;
+	__u64 runq_lat[KS_LAT_BUCKETS];
+};
+
+/*
  * Per-process counters, one entry per tgid in a hash map updated with
  * atomic adds. Kept in the kernel so that no per-packet or per-switch
  * event reaches user space.
@@ -206,9 +217,7 @@ struct ks_pid_stats {
 	__u64 tcp_retransmits;
 	__u64 connect_lat_sum_ns;
 	__u64 connect_lat[KS_LAT_BUCKETS];
-	__u64 oncpu_ns;
-	__u64 runq_lat_sum_ns;
-	__u64 runq_lat[KS_LAT_BUCKETS];
+	struct ks_sched_stats sched; /* see ks_sched_stats */
 	/* PostgreSQL server processes (USDT) */
 	__u64 pg_commits;
 	__u64 pg_aborts;
@@ -228,6 +237,39 @@ struct ks_pid_stats {
 	__u64 gc_major_sum_ns;
 	__u64 gc_major[KS_LAT_BUCKETS]; /* mark-compact */
 };
+
+/*
+ * sched.bpf.c's sched_tab: a direct-mapped array of KS_SCHED_SLOTS slots,
+ * a process's slot picked by a multiplicative hash of its tgid. The
+ * context-switch program claims a free slot (tgid 0) with a cmpxchg and
+ * adds to the slot holding its tgid; the lookup is an index and a compare,
+ * which the verifier inlines (a hash map lookup is a chain of calls, on
+ * every switch). When the slot is held by another live process the
+ * figures go to the process's ks_pid_stats instead.
+ *
+ * The agent maps the array (BPF_F_MMAPABLE), reads a slot's figures with
+ * the process's ks_pid_stats, and frees it in two steps once it has
+ * folded the process's last figures: it sets KS_SCHED_DEAD in tgid (no
+ * switch matches or claims the slot from then on), and at the next
+ * refresh, long after any switch that matched the slot before has ended,
+ * zeroes the figures and then tgid. A pid used again never finds the old
+ * process's figures.
+ */
+#define KS_SCHED_SLOT_BITS 13
+#define KS_SCHED_SLOTS (1u << KS_SCHED_SLOT_BITS)
+#define KS_SCHED_DEAD 0x80000000ULL /* tgids are < 2^22 (PID_MAX_LIMIT) */
+
+struct ks_sched_slot {
+	__u64 tgid; /* 0: free; the owner, | KS_SCHED_DEAD once released
+		     * (64 bits: the BPF cmpxchg of older compilers) */
+	struct ks_sched_stats st;
+};
+
+/* Fibonacci hashing: the top bits of tgid * 2^32 / phi. */
+static inline __u32 ks_sched_slot_of(__u32 tgid)
+{
+	return (tgid * 2654435769u) >> (32 - KS_SCHED_SLOT_BITS);
+}
 
 /*
  * The value of node.bpf.c's node_loops map, keyed by the tgid of a node

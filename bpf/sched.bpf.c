@@ -19,10 +19,51 @@
  * without CONFIG_KALLSYMS_ALL (the load fails with ENOENT). Raw
  * tracepoint, because the plain sched_switch tracepoint carries thread ids
  * only and the tgid is what names a service.
+ *
+ * The figures go to the process's slot in sched_tab (see katascope.h), an
+ * array the verifier inlines lookups of, not to its pid_stats entry: two
+ * hash lookups per switch, each a chain of calls, were most of this
+ * program's cost. A process whose slot another live process holds falls
+ * back to pid_stats; the agent adds the two.
  */
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_SCHED_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE); /* the agent reads and frees */
+	__type(key, __u32);
+	__type(value, struct ks_sched_slot);
+} sched_tab SEC(".maps");
+
+/* Where a process's figures go: its slot, claimed on first use, else (the
+ * slot is another process's) its pid_stats entry. */
+static __always_inline struct ks_sched_stats *sched_stats_of(__u32 tgid)
+{
+	__u32 i = ks_sched_slot_of(tgid);
+	struct ks_sched_slot *s = bpf_map_lookup_elem(&sched_tab, &i);
+	struct ks_pid_stats *st;
+	__u64 owner;
+
+	if (!s)
+		return NULL; /* never: i < KS_SCHED_SLOTS */
+	owner = s->tgid;
+	/* Another CPU may claim it for the same process between the load
+	 * and the cmpxchg: that is a claim for us too. */
+	if (!owner)
+		owner = __sync_val_compare_and_swap(&s->tgid, 0, tgid) ?: tgid;
+	if (owner == tgid)
+		return &s->st;
+	st = pid_stats_of(tgid);
+	if (!st)
+		return NULL;
+	/* Else clang offsets st before the test, which the verifier
+	 * refuses on a pointer that may be NULL. */
+	barrier_var(st);
+	return &st->sched;
+}
 
 /* args: (bool preempt, struct task_struct *prev, struct task_struct *next) */
 SEC("raw_tp/sched_switch")
@@ -34,7 +75,7 @@ int handle_switch(struct bpf_raw_tracepoint_args *ctx)
 		(void *)ctx->args[2], bpf_core_type_id_kernel(struct task_struct));
 	__u32 ptgid = prev->tgid, ntgid = next->tgid;
 	__u64 now, arrived = 0, queued = 0;
-	struct ks_pid_stats *st = NULL;
+	struct ks_sched_stats *st = NULL;
 
 	/* The idle task (tgid 0) is never stamped. */
 	if (ptgid && ptgid != self_tgid && !(prev->flags & KS_PF_KTHREAD))
@@ -47,7 +88,7 @@ int handle_switch(struct bpf_raw_tracepoint_args *ctx)
 	now = prev->se.cfs_rq->rq->clock;
 
 	if (arrived && now > arrived) {
-		st = pid_stats_of(ptgid);
+		st = sched_stats_of(ptgid);
 		if (st)
 			ADD(st->oncpu_ns, now - arrived);
 	}
@@ -55,7 +96,7 @@ int handle_switch(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	/* A switch between two threads of one process: one lookup. */
 	if (!st || ntgid != ptgid)
-		st = pid_stats_of(ntgid);
+		st = sched_stats_of(ntgid);
 	if (st) {
 		ADD(st->runq_lat_sum_ns, now - queued);
 		ADD(st->runq_lat[lat_bucket(now - queued)], 1);

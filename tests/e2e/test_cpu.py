@@ -4,7 +4,11 @@ than it could have used); a process holding a known amount of touched memory
 shows at least that much RSS; node CPU and memory gauges are in 0..1.
 Two burners pinned to one CPU wait on its run queue for about half of
 their time: the run-queue latency the agent sums for them equals the
-run_delay the kernel itself accounts in /proc/PID/schedstat."""
+run_delay the kernel itself accounts in /proc/PID/schedstat.
+Processes are given pids (through ns_last_pid) that share one slot of the
+kernel's sched_tab: one whose slot another live process holds is still
+counted exactly, and after a process has exited and been forgotten, a new
+process in its slot or with its very pid does not inherit its CPU time."""
 import os
 import subprocess
 import sys
@@ -79,6 +83,112 @@ def check_runqueue(r, agent):
     r.check(n > 0, "run-queue waits counted (%d)" % n)
 
 
+# sched_tab's slot of a tgid (bpf/katascope.h, ks_sched_slot_of).
+SLOT_BITS = 13
+# Burns the seconds it reads, prints its whole life's CPU time (s), waits.
+SLOTPROC = textwrap.dedent("""
+    import sys, time
+    end = time.monotonic() + float(sys.stdin.readline())
+    while time.monotonic() < end:
+        pass
+    print(time.process_time(), flush=True)
+    sys.stdin.readline()
+""")
+
+
+def slot_of(pid):
+    return ((pid * 2654435769) & 0xffffffff) >> (32 - SLOT_BITS)
+
+
+def spawn_in_slot(slot, svc, pid=None):
+    """A SLOTPROC whose pid is in sched_tab's slot (that very pid if
+    given), started through ns_last_pid; None if other processes kept
+    taking the pids tried."""
+    env = dict(os.environ, OTEL_SERVICE_NAME=svc)
+    pid_max = int(open("/proc/sys/kernel/pid_max").read())
+    tries = [pid] * 5 if pid else [
+        q for q in range(1000, pid_max) if slot_of(q) == slot]
+    for want in tries:
+        if os.path.exists("/proc/%d" % want):
+            continue
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(want - 1))
+        p = subprocess.Popen([sys.executable, "-c", SLOTPROC], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+        if p.pid == want:
+            return p
+        p.kill()
+        p.wait()
+    return None
+
+
+def burn_all(procs, secs):
+    """Burn secs in each process at once; their own CPU times."""
+    for p in procs:
+        p.stdin.write("%f\n" % secs)
+        p.stdin.flush()
+    return [float(p.stdout.readline()) for p in procs]
+
+
+def end_all(procs):
+    for p in procs:
+        p.stdin.write("done\n")
+        p.stdin.flush()
+        p.wait(10)
+
+
+def check_slots(r, agent):
+    def cpu(svc):
+        return ks.value(agent.metrics(), "process_cpu_time_seconds_total",
+                        service_name=svc)
+
+    def exact(svc, own, what):
+        got = cpu(svc)
+        r.check(abs(got - own) <= 0.1 * own + 0.05,
+                "%s: agent %.3f s, the process's own CPU time %.3f s" %
+                (what, got, own))
+
+    slot = slot_of(int(open("/proc/sys/kernel/ns_last_pid").read()) + 500)
+    holder = spawn_in_slot(slot, "ks-e2e-slot-holder")
+    if not holder:
+        r.check(False, "could not start a process in slot %d" % slot)
+        return
+    time.sleep(0.5)  # it has run and waits: the slot is its
+    other = spawn_in_slot(slot, "ks-e2e-slot-other")
+    if not other:
+        holder.kill()
+        r.check(False, "could not start a second process in slot %d" % slot)
+        return
+    print("slot %d: holder pid %d, second process pid %d" %
+          (slot, holder.pid, other.pid))
+    own = burn_all([holder, other], 1.5)
+    time.sleep(2.5)
+    exact("ks-e2e-slot-holder", own[0], "process holding its slot")
+    exact("ks-e2e-slot-other", own[1],
+          "process whose slot another live process holds")
+    end_all([holder, other])
+    # Forgotten 3 s after exit (then released), freed one refresh later.
+    time.sleep(6.5)
+    again = spawn_in_slot(slot, "ks-e2e-slot-again", holder.pid)
+    third = spawn_in_slot(slot, "ks-e2e-slot-third")
+    if not again or not third:
+        for p in (again, third):
+            if p:
+                p.kill()
+        r.check(False, "could not start processes in slot %d again" % slot)
+        return
+    print("after they exited: pid %d again, third pid %d" %
+          (again.pid, third.pid))
+    own = burn_all([again, third], 0.2)
+    time.sleep(2.5)
+    exact("ks-e2e-slot-again", own[0],
+          "a new process with the exited holder's pid")
+    exact("ks-e2e-slot-third", own[1],
+          "a new process in the exited processes' slot")
+    end_all([again, third])
+
+
 def main():
     ks.require_root()
     r = ks.Result("cpu")
@@ -137,6 +247,7 @@ def main():
         r.check(ks.value(s, "katascope_agent_memory_rss_bytes") > 0,
                 "agent RSS reported")
         check_runqueue(r, agent)
+        check_slots(r, agent)
     r.done()
 
 

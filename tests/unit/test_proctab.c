@@ -276,7 +276,7 @@ static void test_fork(void)
 	CHECK(p != NULL);
 	if (!p)
 		goto out;
-	p->last.oncpu_ns = 123456; /* already folded: not the child's */
+	p->last.sched.oncpu_ns = 123456; /* already folded: not the child's */
 	e = proctab_on_fork(t, 5000, 900, "postgres");
 	CHECK(e != NULL);
 	if (e) {
@@ -286,13 +286,13 @@ static void test_fork(void)
 		CHECK_INT(e->named, 1);
 		CHECK_STR(e->exe, PG_EXE);
 		CHECK_STR(e->container_id, CID);
-		CHECK_INT(e->last.oncpu_ns, 0);
+		CHECK_INT(e->last.sched.oncpu_ns, 0);
 		CHECK_INT(e->monitored, 1);
 		CHECK(proctab_get(t, 5000) == e);
 	}
 	/* The parent was not touched. */
 	CHECK_INT(p->pid, 900);
-	CHECK_INT(p->last.oncpu_ns, 123456);
+	CHECK_INT(p->last.sched.oncpu_ns, 123456);
 	CHECK(proctab_get(t, 900) == p);
 	/* A fork of an unnamed process is its parent too. */
 	e = proctab_on_fork(t, 5001, 60, "pg_dump");

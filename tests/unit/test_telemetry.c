@@ -264,12 +264,12 @@ static void test_fold(void)
 	s.tcp_passive_opens = 2;
 	s.tcp_failed_connects = 1;
 	s.tcp_retransmits = 4;
-	s.oncpu_ns = 1500000000;
+	s.sched.oncpu_ns = 1500000000;
 	s.connect_lat[0] = 2; /* <= 10 us */
 	s.connect_lat[5] = 1; /* <= 1 ms */
 	s.connect_lat_sum_ns = 2 * 5000 + 800000;
-	s.runq_lat[1] = 10;
-	s.runq_lat_sum_ns = 300000;
+	s.sched.runq_lat[1] = 10;
+	s.sched.runq_lat_sum_ns = 300000;
 	telemetry_fold_pid(t, &a, &s);
 	CHECK(memcmp(&a.last, &s, sizeof(s)) == 0);
 	CHECK_INT(val(r, OPENED, V("orders", "active")), 3);
@@ -304,7 +304,7 @@ static void test_fold(void)
 
 	/* Second read of a: only the deltas are added. */
 	s.tcp_active_opens = 5;
-	s.oncpu_ns = 2000000000;
+	s.sched.oncpu_ns = 2000000000;
 	s.connect_lat[0] = 3;
 	s.connect_lat[15] = 1; /* > 1 s */
 	s.connect_lat_sum_ns += 5000 + 2000000000ULL;
@@ -326,7 +326,7 @@ static void test_fold(void)
 	/* Another process of the service adds to the same series. */
 	memset(&s, 0, sizeof(s));
 	s.tcp_active_opens = 10;
-	s.oncpu_ns = 250000000;
+	s.sched.oncpu_ns = 250000000;
 	s.connect_lat[2] = 10;
 	s.connect_lat_sum_ns = 10 * 70000;
 	telemetry_fold_pid(t, &b, &s);
@@ -339,7 +339,7 @@ static void test_fold(void)
 	memset(&s, 0, sizeof(s));
 	s.tcp_active_opens = 1;
 	s.tcp_passive_opens = 2; /* equal to before: no change */
-	s.oncpu_ns = 100000000;
+	s.sched.oncpu_ns = 100000000;
 	s.connect_lat[0] = 1;
 	s.connect_lat_sum_ns = 4000;
 	telemetry_fold_pid(t, &a, &s);
@@ -359,7 +359,7 @@ static void test_fold(void)
 	/* Unmonitored: nothing added, but what was read is remembered, so
 	 * it is not added later either. */
 	s.tcp_active_opens = 100;
-	s.oncpu_ns = 5000000000ULL;
+	s.sched.oncpu_ns = 5000000000ULL;
 	s.connect_lat[0] = 100;
 	telemetry_fold_pid(t, &off, &s);
 	CHECK_INT(series_with(r, NULL, "unmonitored"), 0);
