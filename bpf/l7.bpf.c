@@ -42,7 +42,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define L7_CONNS_MAX 65536
+#define L7_CONNS_MAX 16384 /* overflow of conn_tab, and SSL objects */
 #define HEAD_SLOTS 8192 /* request heads in flight (power of two) */
 #define IOV_LOOK 8 /* iovecs of a client's writev gathered */
 
