@@ -38,6 +38,8 @@ struct probes {
 	 * | SLOT_REPORTED once reported with its pid_stats entry */
 	struct ks_sched_slot *sched_tab;
 	uint32_t sched_owner[KS_SCHED_SLOTS];
+	uint32_t *ps_keys; /* PID_STATS_BATCH each, for batch reads */
+	struct ks_pid_stats *ps_vals;
 	struct l7_bpf *l7;
 	struct profile_bpf *profile;
 	struct pgusdt_bpf *pg;
@@ -1154,6 +1156,8 @@ void probes_close(struct probes *p)
 	sched_bpf__destroy(p->sched);
 	tcp_bpf__destroy(p->tcp);
 	proc_bpf__destroy(p->proc);
+	free(p->ps_keys);
+	free(p->ps_vals);
 	free(p);
 }
 
@@ -1262,27 +1266,64 @@ static void sched_read_add(struct probes *p, uint32_t tgid,
  * whose slot another process holds has no slot. The sums only grow while
  * the process lives: neither is removed before probes_forget_pid.
  */
+#define PID_STATS_BATCH 256
+
+/* Every pid_stats entry to fn, PID_STATS_BATCH per system call (an entry
+ * cost a get_next_key and a lookup before). */
+static int read_pid_entries(struct probes *p, pid_stats_fn fn, void *arg)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct ks_node_loop loop;
+	uint64_t in = 0, out = 0;
+	int err, first = 1, n = 0;
+	__u32 i, cnt;
+
+	if (!p->ps_keys) {
+		p->ps_keys = calloc(PID_STATS_BATCH, sizeof(*p->ps_keys));
+		p->ps_vals = calloc(PID_STATS_BATCH, sizeof(*p->ps_vals));
+		if (!p->ps_keys || !p->ps_vals) {
+			free(p->ps_keys);
+			free(p->ps_vals);
+			p->ps_keys = NULL;
+			p->ps_vals = NULL;
+			return 0; /* read at a later refresh */
+		}
+	}
+	for (;;) {
+		cnt = PID_STATS_BATCH;
+		err = bpf_map_lookup_batch(p->pid_stats_fd, first ? NULL : &in,
+					   &out, p->ps_keys, p->ps_vals, &cnt,
+					   &opts);
+		if (err && errno != ENOENT)
+			return n;
+		for (i = 0; i < cnt; i++) {
+			struct ks_pid_stats *st = &p->ps_vals[i];
+			uint32_t key = p->ps_keys[i];
+
+			if (p->node && p->nwatched &&
+			    !bpf_map_lookup_elem(
+				    bpf_map__fd(p->node->maps.node_loops),
+				    &key, &loop))
+				loop_to_stats(&loop, st);
+			sched_read_add(p, key, &st->sched);
+			fn(key, st, arg);
+			n++;
+		}
+		if (err) /* ENOENT: that was the last batch */
+			return n;
+		in = out;
+		first = 0;
+	}
+}
+
 int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg)
 {
-	struct ks_node_loop loop;
 	struct ks_pid_stats st;
-	uint32_t key, next, *prev = NULL, i;
-	int n = 0;
+	uint32_t i;
+	int n;
 
 	sched_read_begin(p);
-	while (bpf_map_get_next_key(p->pid_stats_fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(p->pid_stats_fd, &key, &st))
-			continue; /* deleted meanwhile */
-		if (p->node && p->nwatched &&
-		    !bpf_map_lookup_elem(bpf_map__fd(p->node->maps.node_loops),
-					 &key, &loop))
-			loop_to_stats(&loop, &st);
-		sched_read_add(p, key, &st.sched);
-		fn(key, &st, arg);
-		n++;
-	}
+	n = read_pid_entries(p, fn, arg);
 	/* The slots of processes without a pid_stats entry. */
 	for (i = 0; p->sched_tab && i < KS_SCHED_SLOTS; i++) {
 		if (!p->sched_owner[i] || p->sched_owner[i] & SLOT_REPORTED)
@@ -1320,7 +1361,7 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	uint64_t in = 0, out = 0;
 	unsigned i, ngone;
-	int fd, err, total = 0;
+	int fd, err, first = 1, total = 0;
 	__u32 n;
 
 	if (!p->l7 || !p->groups[PG_L7].attached)
@@ -1328,7 +1369,7 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 	fd = bpf_map__fd(p->l7->maps.http_cli_agg);
 	for (;;) {
 		n = HTTP_CLI_BATCH;
-		err = bpf_map_lookup_batch(fd, total ? &in : NULL, &out, keys,
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys,
 					   vals, &n, &opts);
 		if (err && errno != ENOENT)
 			return -errno;
@@ -1341,6 +1382,7 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 		if (err) /* ENOENT: that was the last batch */
 			return total;
 		in = out;
+		first = 0;
 	}
 }
 

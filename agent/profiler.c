@@ -268,13 +268,13 @@ static void take(struct profiler *p, struct proctab *pt,
 
 /*
  * Read every (pid, stacks) -> value of one map, clear it, feed sessions:
- * in batches of DRAIN_BATCH, each read and deleted by one system call (one
- * call per entry for each of next key, lookup and delete showed in the
- * agent's profile under load). Returns -1 when the kernel cannot do
- * batches (then drain_each).
+ * in batches of DRAIN_BATCH, each read and deleted by one system call
+ * (next key, lookup and delete for every entry showed in the agent's
+ * profile under load). Batches came with Linux 5.6; the ring buffer the
+ * agent needs anyway with 5.8.
  */
-static int drain_batch(struct profiler *p, struct proctab *pt, int fd,
-		       enum prof_type type, uint64_t now)
+static void drain(struct profiler *p, struct proctab *pt, int fd,
+		  enum prof_type type, uint64_t now)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	uint64_t in = 0, out = 0;
@@ -287,49 +287,14 @@ static int drain_batch(struct profiler *p, struct proctab *pt, int fd,
 						      &out, p->keys, p->vals,
 						      &n, &opts);
 		if (err && errno != ENOENT)
-			return first ? -1 : 0;
+			return; /* the rest at the next drain */
 		for (i = 0; i < n; i++)
 			take(p, pt, type, &p->keys[i], p->vals[i], now);
 		if (err) /* ENOENT: that was the last batch */
-			return 0;
+			return;
 		in = out;
 		first = 0;
 	}
-}
-
-/*
- * The same one entry at a time. A key is deleted only once the next one
- * is known: the kernel's get_next_key on a key that is gone starts over
- * from the first bucket, which made a drain cost (keys x buckets) bucket
- * visits.
- */
-static void drain_each(struct profiler *p, struct proctab *pt, int fd,
-		       enum prof_type type, uint64_t now)
-{
-	struct ks_stack_key key, next;
-	uint64_t value;
-	int have = 0;
-
-	for (;;) {
-		if (bpf_map_get_next_key(fd, have ? &key : NULL, &next)) {
-			if (have)
-				bpf_map_delete_elem(fd, &key);
-			break;
-		}
-		if (have)
-			bpf_map_delete_elem(fd, &key);
-		key = next;
-		have = 1;
-		if (!bpf_map_lookup_elem(fd, &key, &value))
-			take(p, pt, type, &key, value, now);
-	}
-}
-
-static void drain(struct profiler *p, struct proctab *pt, int fd,
-		  enum prof_type type, uint64_t now)
-{
-	if (drain_batch(p, pt, fd, type, now))
-		drain_each(p, pt, fd, type, now);
 }
 
 static int cmp_id(const void *a, const void *b)

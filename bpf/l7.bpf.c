@@ -1256,12 +1256,15 @@ static __always_inline int read_done(long ret, __u64 fd, const void *buf,
 	c = conn_of(task, tgid, (__u32)fd);
 	if (!c)
 		return 0;
-	/* A TLS library reading through a memory BIO decrypts on this
-	 * thread next: its SSL object learns the socket from here. */
-	lr = bpf_map_lookup_elem(&last_read, &zero);
-	if (lr) {
-		lr->tid = (__u32)id;
-		lr->fd = (__u32)fd;
+	if (c->role == ROLE_IGNORE || c->role == ROLE_UNKNOWN) {
+		/* A TLS library reading through a memory BIO decrypts on
+		 * this thread next: its SSL object learns the socket from
+		 * here (a socket that carries plaintext HTTP never does). */
+		lr = bpf_map_lookup_elem(&last_read, &zero);
+		if (lr) {
+			lr->tid = (__u32)id;
+			lr->fd = (__u32)fd;
+		}
 	}
 	/* A socket of a protocol we do not parse on this side (a database
 	 * server's, a TLS one's ciphertext): no clock read (47 ns). */
