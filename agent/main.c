@@ -255,7 +255,6 @@ static void reap_exited(struct agent *a)
 static void refresh(struct agent *a)
 {
 	probes_read_pid_stats(a->probes, fold_one, a);
-	probes_read_http_clients(a->probes, fold_http_client, a);
 	reap_exited(a);
 	probes_node_prune(a->probes);
 	probes_read_drops(a->probes, a->self.drops);
@@ -480,6 +479,11 @@ static void run(struct agent *a)
 				log_warn("idle HTTP exchanges not ended (sweep failed: %s): they end at the next request or close",
 					 strerror(-err));
 			sweep = mono_ns() + PROBES_L7_SWEEP_MS * 1000000ULL;
+			/* HTTP calls counted in the kernel, the ones the sweep
+			 * just ended too: in /metrics within 2 s whatever
+			 * --refresh-ms says. */
+			probes_read_http_clients(a->probes, fold_http_client,
+						 a);
 		}
 		profiler_tick(a->profiler, a->procs, mono_ns());
 		if (mono_ns() >= next) {
