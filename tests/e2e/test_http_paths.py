@@ -96,6 +96,14 @@ def idle_end(r, agent, port):
         return series(agent.metrics(), SRV + "_count",
                       "ks-e2e-raw").get(route, 0)
 
+    def calls():  # this test's own, as an HTTP client
+        return ks.value(agent.metrics(), CLI + "_count",
+                        server_port=str(port), http_request_method="GET",
+                        http_response_status_code="200")
+
+    # write_paths' 12 calls first (their connection's close ended them).
+    ks.wait_for(lambda: calls() >= 12, 4, 0.05)
+    calls0 = calls()
     c = http.client.HTTPConnection("127.0.0.1", port)
     c.request("GET", "/write")
     r.eq(len(c.getresponse().read()), 3000, "keep-alive /write body")
@@ -105,6 +113,10 @@ def idle_end(r, agent, port):
     r.check(got and took <= 2.0, "the last exchange of an idle keep-alive "
             "connection counted within 2 s (%s after %.2f s)" %
             (count("/write"), took))
+    got = ks.wait_for(lambda: calls() == calls0 + 1, 4, 0.05)
+    took = time.monotonic() - t0
+    r.check(got and took <= 2.0, "... and the client's call too (%s after "
+            "%.2f s)" % (calls() - calls0, took))
     r.check(took >= 0.9, "... and not before its second of silence "
             "(%.2f s)" % took)
     r.eq(ks.value(agent.metrics(), "katascope_http_server_ended_idle_total",
