@@ -378,10 +378,10 @@ void l7_set_spans(struct l7 *l, struct spans *s)
 }
 
 int l7_fold_http_client(struct l7 *l, const struct proc_entry *e,
-			const struct ks_http_cli_key *k,
+			uint32_t slot, const struct ks_http_cli_key *k,
 			const struct ks_http_cli_val *v)
 {
-	return l7_client_fold_http(l->client, e, k, v);
+	return l7_client_fold_http(l->client, e, slot, k, v);
 }
 
 void l7_stats(const struct l7 *l, struct l7_stats *out)

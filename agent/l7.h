@@ -32,9 +32,9 @@ void l7_free(struct l7 *l);
 void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		 const struct ks_l7_event *ev);
 void l7_stats(const struct l7 *l, struct l7_stats *out);
-/* An entry of the kernel's HTTP client counters: l7_client_fold_http. */
+/* A slot of the kernel's HTTP client counters: l7_client_fold_http. */
 int l7_fold_http_client(struct l7 *l, const struct proc_entry *e,
-			const struct ks_http_cli_key *k,
+			uint32_t slot, const struct ks_http_cli_key *k,
 			const struct ks_http_cli_val *v);
 /* Build spans of the exchanges too (NULL or disabled: do not). */
 void l7_set_spans(struct l7 *l, struct spans *s);

@@ -81,23 +81,6 @@ struct pg_conn {
 	bool unnamed_cut; /* ... cut by the capture or to fit */
 };
 
-/*
- * The kernel's HTTP client counters as last folded, per label set: open
- * addressing with linear probing, twice the kernel map's size (4096), so
- * a probe is short. A deleted entry leaves a tombstone; the table is
- * rebuilt when they pile up.
- */
-#define HTTP_SEEN_SLOTS 8192
-#define HTTP_SEEN_TOMBS_MAX 1024
-
-enum { SEEN_FREE = 0, SEEN_USED, SEEN_DELETED };
-
-struct http_seen {
-	struct ks_http_cli_key key;
-	struct ks_http_cli_val last;
-	uint8_t state;
-};
-
 struct l7_client {
 	struct metric_registry *reg;
 	struct queries *queries;
@@ -115,8 +98,10 @@ struct l7_client {
 	uint8_t peer_raw[17]; /* family, address: what peer_addr spells */
 	struct ks_num_str peer_port;
 	struct ks_num_str status; /* of the last HTTP response */
-	struct http_seen *seen; /* HTTP_SEEN_SLOTS, allocated on first use */
-	unsigned seen_tombs;
+	/* The kernel's HTTP client counters as last folded, per slot of
+	 * http_cli_tab (KS_HTTP_CLI_SLOTS, allocated on first use); zero
+	 * for a slot released or never folded. */
+	struct ks_http_cli_val *seen;
 };
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
@@ -742,64 +727,6 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 
 /* ---- HTTP calls counted in the kernel ---------------------------------- */
 
-static unsigned seen_hash(const struct ks_http_cli_key *k)
-{
-	return (unsigned)(ks_hash_bytes(KS_HASH_SEED, k, sizeof(*k)) >> 40) &
-	       (HTTP_SEEN_SLOTS - 1);
-}
-
-/* The slot of k, or a free one for it (NULL: table full). */
-static struct http_seen *seen_slot(struct http_seen *t,
-				   const struct ks_http_cli_key *k)
-{
-	struct http_seen *tomb = NULL, *s;
-	unsigned i, n;
-
-	for (i = seen_hash(k), n = 0; n < HTTP_SEEN_SLOTS;
-	     i = (i + 1) & (HTTP_SEEN_SLOTS - 1), n++) {
-		s = &t[i];
-		if (s->state == SEEN_FREE)
-			return tomb ? tomb : s;
-		if (s->state == SEEN_DELETED) {
-			if (!tomb)
-				tomb = s;
-		} else if (!memcmp(&s->key, k, sizeof(*k))) {
-			return s;
-		}
-	}
-	return tomb;
-}
-
-/* Rebuild without tombstones (a probe ends at a free slot). */
-static void seen_rebuild(struct l7_client *c)
-{
-	struct http_seen *t = calloc(HTTP_SEEN_SLOTS, sizeof(*t)), *s;
-	unsigned i;
-
-	if (!t)
-		return; /* stays usable, only slower */
-	for (i = 0; i < HTTP_SEEN_SLOTS; i++) {
-		if (c->seen[i].state != SEEN_USED)
-			continue;
-		s = seen_slot(t, &c->seen[i].key);
-		*s = c->seen[i];
-	}
-	free(c->seen);
-	c->seen = t;
-	c->seen_tombs = 0;
-}
-
-static void seen_forget(struct l7_client *c, const struct ks_http_cli_key *k)
-{
-	struct http_seen *s = seen_slot(c->seen, k);
-
-	if (s && s->state == SEEN_USED) {
-		s->state = SEEN_DELETED;
-		if (++c->seen_tombs > HTTP_SEEN_TOMBS_MAX)
-			seen_rebuild(c);
-	}
-}
-
 /* The method's bytes as a string (they are zero-padded, or fill 8). */
 static void method_str(const struct ks_http_cli_key *k, char out[9])
 {
@@ -811,38 +738,30 @@ static void method_str(const struct ks_http_cli_key *k, char out[9])
 }
 
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
-			const struct ks_http_cli_key *k,
+			uint32_t slot, const struct ks_http_cli_key *k,
 			const struct ks_http_cli_val *v)
 {
-	uint64_t delta[KS_HTTP_BUCKETS], n = 0;
+	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
 	char method[9], addr[INET6_ADDRSTRLEN], port[8], status[8];
-	struct http_seen *s;
+	struct ks_http_cli_val *last;
 	unsigned i;
 
+	if (slot >= KS_HTTP_CLI_SLOTS)
+		return 0;
 	if (!c->seen) {
-		c->seen = calloc(HTTP_SEEN_SLOTS, sizeof(*c->seen));
+		c->seen = calloc(KS_HTTP_CLI_SLOTS, sizeof(*c->seen));
 		if (!c->seen)
 			return 0; /* folded at a later refresh */
 	}
-	s = seen_slot(c->seen, k);
+	last = &c->seen[slot];
 	if (!e || !e->monitored) {
-		if (s && s->state == SEEN_USED)
-			seen_forget(c, k);
+		memset(last, 0, sizeof(*last));
 		return 1;
 	}
-	if (!s)
-		return 0; /* cannot happen: twice the kernel's entries */
-	if (s->state != SEEN_USED) {
-		if (s->state == SEEN_DELETED)
-			c->seen_tombs--;
-		memset(s, 0, sizeof(*s));
-		s->key = *k;
-		s->state = SEEN_USED;
-	}
 	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
-		/* Counters only grow; a smaller one is a new entry. */
-		delta[i] = v->bucket[i] >= s->last.bucket[i] ?
-				   v->bucket[i] - s->last.bucket[i] :
+		/* Counters only grow; a smaller one is a new label set. */
+		delta[i] = v->bucket[i] >= last->bucket[i] ?
+				   v->bucket[i] - last->bucket[i] :
 				   v->bucket[i];
 		n += delta[i];
 	}
@@ -856,18 +775,18 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 		{
 			const char *lv[] = { e->service, method, addr, port,
 					     status };
-			uint64_t sum = v->sum_ns >= s->last.sum_ns ?
-					       v->sum_ns - s->last.sum_ns :
-					       v->sum_ns;
 
+			sum = v->sum_ns >= last->sum_ns ?
+				      v->sum_ns - last->sum_ns :
+				      v->sum_ns;
 			metric_hist_add_buckets(
 				metric_series_get(c->http_dur, lv), delta,
 				(double)sum * 1e-9);
 		}
 	}
-	s->last = *v;
+	*last = *v;
 	if (e->exit_ns) {
-		seen_forget(c, k);
+		memset(last, 0, sizeof(*last));
 		return 1;
 	}
 	return 0;

@@ -30,15 +30,16 @@ void l7_client_set_spans(struct l7_client *c, struct spans *s);
 void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 			const struct ks_l7_event *ev);
 /*
- * Plain HTTP calls are counted in the kernel (katascope.h, http_cli_agg):
- * fold one entry, adding to http_client_request_duration_seconds what its
- * counters grew by since the last fold. e: its process (NULL: unknown).
- * Returns 1 when the entry is of no more use (its process is unknown, not
- * monitored, or exited): the caller deletes it from the kernel; the
- * growth seen last is forgotten with it.
+ * Plain HTTP calls are counted in the kernel (katascope.h, http_cli_tab):
+ * fold slot `slot`, holding label set k with counters v, adding to
+ * http_client_request_duration_seconds what they grew by since the slot's
+ * last fold. e: its process (NULL: unknown). Returns 1 when the slot is of
+ * no more use (its process is unknown, not monitored, or exited): the
+ * caller releases it in the kernel, and the counters seen last are
+ * forgotten with it, so the slot's next label set counts from zero.
  */
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
-			const struct ks_http_cli_key *k,
+			uint32_t slot, const struct ks_http_cli_key *k,
 			const struct ks_http_cli_val *v);
 
 #endif

@@ -214,13 +214,13 @@ static void fold_one(uint32_t tgid, const struct ks_pid_stats *st, void *arg)
 	telemetry_fold_pid(a->tel, e, st);
 }
 
-static int fold_http_client(const struct ks_http_cli_key *k,
+static int fold_http_client(uint32_t slot, const struct ks_http_cli_key *k,
 			    const struct ks_http_cli_val *v, void *arg)
 {
 	struct agent *a = arg;
 
 	return l7_fold_http_client(a->l7, proctab_get(a->procs, (int)k->tgid),
-				   k, v);
+				   slot, k, v);
 }
 
 struct reap_ctx {

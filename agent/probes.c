@@ -41,6 +41,8 @@ struct probes {
 	uint32_t *ps_keys; /* PID_STATS_BATCH each, for batch reads */
 	struct ks_pid_stats *ps_vals;
 	struct l7_bpf *l7;
+	/* l7.bpf.c's http_cli_tab, mapped (NULL without the l7 group) */
+	struct ks_http_cli_slot *http_cli_tab;
 	struct profile_bpf *profile;
 	struct pgusdt_bpf *pg;
 	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
@@ -289,6 +291,44 @@ static void open_sched(struct probes *p, pid_t self)
 	}
 	p->sched_tab = tab;
 	attach_all(p, p->sched->obj, g);
+}
+
+/*
+ * The l7 programs, and their HTTP client counters mapped before attaching:
+ * without the agent reading them they would count for nobody.
+ */
+static void open_l7(struct probes *p, pid_t self,
+		    const struct probes_config *cfg)
+{
+	struct probe_group *g = &p->groups[PG_L7];
+	void *tab;
+	int err;
+
+	p->l7 = l7_bpf__open();
+	if (!p->l7) {
+		group_fail(g, "open", -errno);
+		return;
+	}
+	p->l7->rodata->self_tgid = (uint32_t)self;
+	p->l7->rodata->split_records = cfg->l7_split;
+	p->l7->rodata->ncpus = (uint32_t)p->ncpus;
+	err = reuse_shared(p, p->l7->maps.events, p->l7->maps.pid_stats,
+			   p->l7->maps.drops);
+	if (!err)
+		err = l7_bpf__load(p->l7);
+	if (err) {
+		group_fail(g, "load", err);
+		return;
+	}
+	tab = mmap(NULL, sizeof(struct ks_http_cli_slot) * KS_HTTP_CLI_SLOTS,
+		   PROT_READ | PROT_WRITE, MAP_SHARED,
+		   bpf_map__fd(p->l7->maps.http_cli_tab), 0);
+	if (tab == MAP_FAILED) {
+		group_fail(g, "mmap http_cli_tab", -errno);
+		return;
+	}
+	p->http_cli_tab = tab;
+	attach_all(p, p->l7->obj, g);
 }
 
 #define PG_NONE "no postgres binary seen yet (attached when one runs)"
@@ -1104,9 +1144,7 @@ int probes_open(struct probes **out, pid_t self,
 	if (wanted(cfg, PG_SCHED))
 		open_sched(p, self);
 	if (wanted(cfg, PG_L7))
-		OPEN_FAMILY(p, self, l7, l7_bpf, PG_L7,
-			    p->l7->rodata->split_records = cfg->l7_split;
-			    p->l7->rodata->ncpus = (uint32_t)p->ncpus);
+		open_l7(p, self, cfg);
 	if (wanted(cfg, PG_PROFILE))
 		open_profile(p, self, cfg);
 	if (wanted(cfg, PG_POSTGRES) || wanted(cfg, PG_PGSTMT))
@@ -1149,6 +1187,9 @@ void probes_close(struct probes *p)
 	pgusdt_bpf__destroy(p->pg);
 	node_bpf__destroy(p->node);
 	profile_bpf__destroy(p->profile);
+	if (p->http_cli_tab)
+		munmap(p->http_cli_tab,
+		       sizeof(struct ks_http_cli_slot) * KS_HTTP_CLI_SLOTS);
 	l7_bpf__destroy(p->l7);
 	if (p->sched_tab)
 		munmap(p->sched_tab,
@@ -1351,39 +1392,60 @@ int probes_forget_pid(struct probes *p, uint32_t tgid)
 	return bpf_map_delete_elem(p->pid_stats_fd, &tgid);
 }
 
-#define HTTP_CLI_BATCH 256
+/*
+ * A slot released at the last read (KS_HTTP_CLI_DEAD): every exchange that
+ * matched it before then has long ended, none matches it since. Zeroed
+ * before it is free to claim, its owner last.
+ */
+static void http_cli_free(struct ks_http_cli_slot *s)
+{
+	int i;
+
+	ZERO(s->val.count);
+	ZERO(s->val.sum_ns);
+	for (i = 0; i < KS_HTTP_BUCKETS; i++)
+		ZERO(s->val.bucket[i]);
+	for (i = 0; i < 5; i++)
+		ZERO(s->key.w[i]);
+	__atomic_store_n(&s->owner, 0, __ATOMIC_RELEASE);
+}
 
 int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 {
-	static struct ks_http_cli_key keys[HTTP_CLI_BATCH];
-	static struct ks_http_cli_val vals[HTTP_CLI_BATCH];
-	static struct ks_http_cli_key gone[HTTP_CLI_BATCH];
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	uint64_t in = 0, out = 0;
-	unsigned i, ngone;
-	int fd, err, first = 1, total = 0;
-	__u32 n;
+	struct ks_http_cli_slot *s;
+	struct ks_http_cli_key k;
+	struct ks_http_cli_val v;
+	uint64_t owner;
+	uint32_t i;
+	int j, n = 0;
 
-	if (!p->l7 || !p->groups[PG_L7].attached)
+	if (!p->http_cli_tab || !p->groups[PG_L7].attached)
 		return 0;
-	fd = bpf_map__fd(p->l7->maps.http_cli_agg);
-	for (;;) {
-		n = HTTP_CLI_BATCH;
-		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys,
-					   vals, &n, &opts);
-		if (err && errno != ENOENT)
-			return -errno;
-		for (i = 0, ngone = 0; i < n; i++)
-			if (fn(&keys[i], &vals[i], arg))
-				gone[ngone++] = keys[i];
-		for (i = 0; i < ngone; i++)
-			bpf_map_delete_elem(fd, &gone[i]);
-		total += (int)n;
-		if (err) /* ENOENT: that was the last batch */
-			return total;
-		in = out;
-		first = 0;
+	for (i = 0; i < KS_HTTP_CLI_SLOTS; i++) {
+		s = &p->http_cli_tab[i];
+		owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+		if (owner & KS_HTTP_CLI_DEAD) {
+			http_cli_free(s);
+			continue;
+		}
+		if (!owner || owner == KS_HTTP_CLI_CLAIMED)
+			continue;
+		/* The key stays as published while the slot is held. */
+		for (j = 0; j < 5; j++)
+			k.w[j] = LOAD(s->key.w[j]);
+		v.count = LOAD(s->val.count);
+		v.sum_ns = LOAD(s->val.sum_ns);
+		for (j = 0; j < KS_HTTP_BUCKETS; j++)
+			v.bucket[j] = LOAD(s->val.bucket[j]);
+		/* Released now, freed at the next read. */
+		if (fn(i, &k, &v, arg))
+			__atomic_compare_exchange_n(&s->owner, &owner,
+						    owner | KS_HTTP_CLI_DEAD, 0,
+						    __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+		n++;
 	}
+	return n;
 }
 
 void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX])

@@ -164,12 +164,13 @@ struct ks_l7_event {
 };
 
 /*
- * HTTP client exchanges counted in the kernel (map http_cli_agg): without
- * split records, the end of a plain HTTP client exchange adds to its label
- * set's histogram instead of making a ring record (when the map is full it
- * makes one). The buckets are http_client_request_duration_seconds's, in
- * ns: an exchange goes into the first whose bound is >= its duration, the
- * last is +Inf. Counters only grow; the agent folds their growth.
+ * HTTP client exchanges counted in the kernel (l7.bpf.c's http_cli_tab,
+ * below): without split records, the end of a plain HTTP client exchange
+ * adds to its label set's histogram instead of making a ring record (when
+ * the label set finds no slot it makes one). The buckets are
+ * http_client_request_duration_seconds's, in ns: an exchange goes into the
+ * first whose bound is >= its duration, the last is +Inf. Counters only
+ * grow while their slot is held; the agent folds their growth.
  */
 #define KS_HTTP_BUCKETS 15
 #define KS_HTTP_BOUNDS_NS                                                  \
@@ -178,14 +179,21 @@ struct ks_l7_event {
 	  750000000ULL, 1000000000ULL, 2500000000ULL, 5000000000ULL,          \
 	  7500000000ULL, 10000000000ULL }
 
+/* A label set; w is the same bytes as five words, hashed and compared
+ * with five loads (pad is zero). */
 struct ks_http_cli_key {
-	__u32 tgid;
-	__u16 rport; /* server port */
-	__u16 status; /* HTTP status code */
-	__u8 family; /* AF_INET / AF_INET6 of raddr */
-	__u8 pad[7];
-	__u8 raddr[16]; /* server address */
-	__u8 method[8]; /* the request's method, zero-padded */
+	union {
+		struct {
+			__u32 tgid;
+			__u16 rport; /* server port */
+			__u16 status; /* HTTP status code */
+			__u8 family; /* AF_INET / AF_INET6 of raddr */
+			__u8 pad[7];
+			__u8 raddr[16]; /* server address */
+			__u8 method[8]; /* the request's method, zero-padded */
+		};
+		__u64 w[5];
+	};
 };
 
 struct ks_http_cli_val {
@@ -193,6 +201,54 @@ struct ks_http_cli_val {
 	__u64 sum_ns;
 	__u64 bucket[KS_HTTP_BUCKETS];
 };
+
+/*
+ * http_cli_tab: an array of KS_HTTP_CLI_SLOTS slots, a label set's home
+ * slot picked by a multiplicative hash of its key, open addressing over
+ * KS_HTTP_CLI_PROBE slots from there. An exchange adds to the slot whose
+ * owner is its tgid and whose key is its label set; the lookups are an
+ * index and a bounds check each, which the verifier inlines (a hash map
+ * lookup is a chain of calls, per exchange). A new label set claims the
+ * first free slot of its probe with a cmpxchg (owner 0 -> CLAIMED), writes
+ * the key and then publishes it with a second cmpxchg (CLAIMED -> tgid), a
+ * full barrier: an exchange that reads the owner and then the key never
+ * matches a key half written. A label set that finds neither its slot nor
+ * a free one, or loses the race for a free one, goes by ring record. Two
+ * CPUs may thus leave one label set in two slots: the agent folds each
+ * slot on its own, into the same series.
+ *
+ * The agent maps the array (BPF_F_MMAPABLE), folds each held slot's growth
+ * since its last fold at every refresh, and frees the slots of processes
+ * that are unknown, not monitored or exited in two steps: it sets
+ * KS_HTTP_CLI_DEAD in owner (no exchange matches or claims the slot from
+ * then on), and at the next refresh, long after any exchange that matched
+ * the slot before has ended, zeroes the counters, the key and then owner.
+ * A pid used again never finds the old process's counts.
+ */
+#define KS_HTTP_CLI_SLOT_BITS 13
+#define KS_HTTP_CLI_SLOTS (1u << KS_HTTP_CLI_SLOT_BITS)
+#define KS_HTTP_CLI_PROBE 4
+#define KS_HTTP_CLI_CLAIMED (1ULL << 32) /* not a tgid: key being written */
+#define KS_HTTP_CLI_DEAD (1ULL << 33)
+
+struct ks_http_cli_slot {
+	__u64 owner; /* 0: free; CLAIMED; the tgid of key once published,
+		      * | KS_HTTP_CLI_DEAD once released (64 bits: the BPF
+		      * cmpxchg of older compilers) */
+	struct ks_http_cli_key key;
+	struct ks_http_cli_val val;
+};
+
+/* The home slot of k: each word mixed in by a multiply, the top bits. */
+static inline __u32 ks_http_cli_slot_of(const struct ks_http_cli_key *k)
+{
+	__u64 h = 0;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		h = (h ^ k->w[i]) * 0x9e3779b97f4a7c15ULL;
+	return (__u32)(h >> (64 - KS_HTTP_CLI_SLOT_BITS));
+}
 
 /*
  * A process's scheduler figures (sched.bpf.c). They live in its sched_tab
@@ -353,6 +409,9 @@ enum ks_drop_reason {
 				 * connection before its exchange ended */
 	KS_DROP_L7_RESP_CUT, /* an HTTP response went on after the idle sweep
 			      * had ended its exchange (a pause > 1 s) */
+	KS_DROP_HTTP_CLI_FULL, /* an HTTP client exchange went by ring record:
+				* its label set found no slot in
+				* http_cli_tab (counted all the same) */
 	KS_DROP_MAX,
 };
 

@@ -970,11 +970,11 @@ static void cli_key(struct ks_http_cli_key *k, uint32_t tgid,
 	memcpy(k->method, method, strlen(method) < 8 ? strlen(method) : 8);
 }
 
-/* HTTP calls counted in the kernel, folded by their growth. */
+/* HTTP calls counted in the kernel, each slot folded by its growth. */
 static void test_http_client_folded(void)
 {
 	struct ks_http_cli_key k, k2;
-	struct ks_http_cli_val v = {0};
+	struct ks_http_cli_val v = {0}, w = {0};
 	struct proc_entry off, gone;
 	struct fixture f;
 	struct found h;
@@ -987,12 +987,12 @@ static void test_http_client_folded(void)
 	v.sum_ns = 30 * MS;
 	v.bucket[1] = 2; /* <= 10 ms */
 	v.bucket[3] = 1; /* <= 50 ms */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 3);
 	CHECK(NEAR(h.sum, 0.030));
 	/* The same counters again: nothing new. */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  3);
@@ -1000,60 +1000,94 @@ static void test_http_client_folded(void)
 	v.count = 5;
 	v.sum_ns += 8 * MS;
 	v.bucket[0] = 2;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 5);
 	CHECK(NEAR(h.sum, 0.038));
+	/* The same label set in a second slot (two CPUs claimed one each):
+	 * folded on its own, into the same series. */
+	w.count = 1;
+	w.sum_ns = 60 * MS;
+	w.bucket[4] = 1; /* <= 75 ms */
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 6, &k, &w), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
+	CHECK_INT(h.count, 6);
+	CHECK(NEAR(h.sum, 0.098));
 	/* A method of all 8 bytes, and another status: their own series. */
 	cli_key(&k2, 77, "PROPFIND", 404);
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k2, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 7, &k2, &v), 0);
 	CHECK_INT(find(f.r, HTTPC,
 		       V("app", "PROPFIND", "10.1.2.3", "8080", "404"))
 			  .count,
 		  5);
-	/* An unknown or unmonitored process: deleted, not counted. */
+	/* An unknown or unmonitored process: released, not counted. */
 	cli_key(&k2, 78, "GET", 200);
-	CHECK_INT(l7_fold_http_client(f.l, NULL, &k2, &v), 1);
+	CHECK_INT(l7_fold_http_client(f.l, NULL, 8, &k2, &v), 1);
 	entry(&off, "quiet", 0);
-	CHECK_INT(l7_fold_http_client(f.l, &off, &k2, &v), 1);
+	CHECK_INT(l7_fold_http_client(f.l, &off, 8, &k2, &v), 1);
 	CHECK_INT(find(f.r, HTTPC, V("quiet", "GET", "10.1.2.3", "8080", "200"))
 			  .n,
 		  0);
-	/* An exited process: its last growth counted, then deleted; a new
-	 * entry of the same label set (pid reused) counts from zero. */
+	/* A slot out of range is ignored (and kept). */
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, KS_HTTP_CLI_SLOTS, &k, &v),
+		  0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  6);
+	/* An exited process: its last growth counted, then released; the
+	 * slot's next label set (here the same, pid reused) counts from
+	 * zero. */
 	entry(&gone, "app", 1);
 	gone.exit_ns = 1;
 	v.count = 6;
 	v.bucket[0] = 3;
-	CHECK_INT(l7_fold_http_client(f.l, &gone, &k, &v), 1);
-	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
-			  .count,
-		  6);
-	memset(&v, 0, sizeof(v));
-	v.count = 1;
-	v.bucket[2] = 1;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &gone, 5, &k, &v), 1);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  7);
-	/* Many label sets coming and going (their table is rebuilt when
-	 * deleted ones pile up): the survivor's growth is still exact. */
-	for (i = 0; i < 3000; i++) {
-		struct ks_http_cli_val one = {.count = 1, .bucket = {1}};
-
-		cli_key(&k2, 1000 + i, "PUT", 201);
-		CHECK_INT(l7_fold_http_client(f.l, &f.e, &k2, &one), 0);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, &k2, &one), 1);
-	}
-	CHECK_INT(find(f.r, HTTPC, V("app", "PUT", "10.1.2.3", "8080", "201"))
-			  .count,
-		  3000);
-	v.count = 2;
-	v.bucket[2] = 2;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, &k, &v), 0);
+	memset(&v, 0, sizeof(v));
+	v.count = 1;
+	v.bucket[2] = 1;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  8);
+	/* A slot released by an unmonitored process and taken again by a
+	 * monitored one: counted from zero, not from what was seen. */
+	cli_key(&k2, 79, "DELETE", 204);
+	memset(&w, 0, sizeof(w));
+	w.count = 4;
+	w.bucket[0] = 4;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &off, 9, &k2, &w), 1);
+	w.count = 1;
+	w.bucket[0] = 1;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w), 0);
+	CHECK_INT(find(f.r, HTTPC,
+		       V("app", "DELETE", "10.1.2.3", "8080", "204"))
+			  .count,
+		  5);
+	/* Every other slot used, released and used again: the survivor's
+	 * growth is still exact. */
+	for (i = 16; i < KS_HTTP_CLI_SLOTS; i++) {
+		struct ks_http_cli_val one = {.count = 1, .bucket = {1}};
+
+		cli_key(&k2, 1000 + i, "PUT", 201);
+		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one), 0);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one), 1);
+		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one), 0);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one), 1);
+	}
+	CHECK_INT(find(f.r, HTTPC, V("app", "PUT", "10.1.2.3", "8080", "201"))
+			  .count,
+		  2 * (KS_HTTP_CLI_SLOTS - 16));
+	v.count = 2;
+	v.bucket[2] = 2;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  9);
 	teardown(&f);
 }
 
