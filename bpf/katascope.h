@@ -218,11 +218,12 @@ struct ks_http_cli_val {
  * slot on its own, into the same series.
  *
  * The agent maps the array (BPF_F_MMAPABLE), folds each held slot's growth
- * since its last fold at every refresh, and frees the slots of processes
- * that are unknown, not monitored or exited in two steps: it sets
- * KS_HTTP_CLI_DEAD in owner (no exchange matches or claims the slot from
- * then on), and at the next refresh, long after any exchange that matched
- * the slot before has ended, zeroes the counters, the key and then owner.
+ * since its last fold every 500 ms (after the idle sweep), and frees the
+ * slots of processes that are unknown, not monitored or exited in two
+ * steps: it sets KS_HTTP_CLI_DEAD in owner (no exchange matches or claims
+ * the slot from then on), and at the next fold, long after any exchange
+ * that matched the slot before has ended, zeroes the counters, the key and
+ * then owner.
  * A pid used again never finds the old process's counts.
  */
 #define KS_HTTP_CLI_SLOT_BITS 13
