@@ -209,6 +209,22 @@ static int perf_event_open_cpu(int cpu, unsigned hz)
 }
 
 /*
+ * Entries of the CPU count map: the distinct (pid, stacks) between two
+ * drains (200 ms apart, 50 ms while a profile is recorded) are at most the
+ * samples taken meanwhile, ncpus x hz / 5, with room to spare. A drain
+ * visits every bucket, so the map is not made larger than that needs.
+ */
+static uint32_t cpu_samples_entries(int ncpus, unsigned hz)
+{
+	uint64_t want = (uint64_t)ncpus * hz * 2 / 5;
+	uint32_t n = 1024;
+
+	while (n < want && n < 65536)
+		n <<= 1;
+	return n;
+}
+
+/*
  * The profile family: the CPU sampler is attached to a cpu-clock perf
  * event on every CPU; the off-CPU program waits for probes_offcpu_get().
  */
@@ -216,6 +232,7 @@ static void open_profile(struct probes *p, pid_t self,
 			 const struct probes_config *cfg)
 {
 	struct probe_group *g = &p->groups[PG_PROFILE];
+	unsigned hz = cfg->profile_hz ? cfg->profile_hz : 99;
 	struct bpf_link *link;
 	int cpu, fd, err;
 
@@ -229,14 +246,17 @@ static void open_profile(struct probes *p, pid_t self,
 	err = reuse_shared(p, p->profile->maps.events,
 			   p->profile->maps.pid_stats, p->profile->maps.drops);
 	if (!err)
+		err = bpf_map__set_max_entries(
+			p->profile->maps.cpu_samples,
+			cpu_samples_entries(p->ncpus, hz));
+	if (!err)
 		err = profile_bpf__load(p->profile);
 	if (err) {
 		group_fail(g, "load", err);
 		return;
 	}
 	for (cpu = 0; cpu < p->ncpus; cpu++) {
-		fd = perf_event_open_cpu(cpu, cfg->profile_hz ? cfg->profile_hz :
-								  99);
+		fd = perf_event_open_cpu(cpu, hz);
 		if (fd < 0) {
 			if (errno == ENODEV || errno == ENXIO)
 				continue; /* possible but offline CPU */

@@ -17,10 +17,6 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define KS_STACKS_MAX 8192
-/* Distinct (pid, stacks) between two drains (every 200 ms, 50 ms while
- * recording): a few hundred at most at 999 Hz. A drain visits every
- * bucket of the CPU map, so it is not made larger than needed. */
-#define KS_CPU_SAMPLES_MAX 4096
 #define KS_SAMPLES_MAX 16384
 
 /* Only this process (0: all); set when the agent profiles one pid only. */
@@ -35,7 +31,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KS_CPU_SAMPLES_MAX);
+	__uint(max_entries, 1024); /* the agent sizes it: cpu_samples_entries */
 	__type(key, struct ks_stack_key);
 	__type(value, __u64);
 } cpu_samples SEC(".maps");
