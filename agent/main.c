@@ -461,6 +461,17 @@ static int start(struct agent *a, char *msg, size_t len)
 	return 0;
 }
 
+/*
+ * The main loop wakes at least every POLL_MS to drain the ring buffer
+ * (records are sent without waking it; a burst that fills half a MiB of
+ * the ring wakes it early), run the idle sweep (500 ms) and the refresh.
+ * 100 ms rather than 50 (with the HTTP client slots visited by their
+ * bitmap, an idle agent went from 1.86 to 1.27 ms of CPU per second); the
+ * profiler drains every 50 ms while it records.
+ */
+#define POLL_MS 100
+#define POLL_BUSY_MS 50
+
 static void run(struct agent *a)
 {
 	uint64_t next = mono_ns(), period = a->opt.refresh_ms * 1000000ULL;
@@ -468,7 +479,9 @@ static void run(struct agent *a)
 	int err, sweep_warned = 0;
 
 	while (!stopping) {
-		err = probes_poll(a->probes, 50);
+		err = probes_poll(a->probes, profiler_busy(a->profiler) ?
+						     POLL_BUSY_MS :
+						     POLL_MS);
 		if (err < 0 && err != -EINTR) {
 			log_error("ring buffer poll failed: %s", strerror(-err));
 			break;

@@ -43,6 +43,7 @@ struct probes {
 	struct l7_bpf *l7;
 	/* l7.bpf.c's http_cli_tab, mapped (NULL without the l7 group) */
 	struct ks_http_cli_slot *http_cli_tab;
+	struct ks_http_cli_used *http_cli_used; /* mapped too */
 	struct profile_bpf *profile;
 	struct pgusdt_bpf *pg;
 	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
@@ -348,6 +349,14 @@ static void open_l7(struct probes *p, pid_t self,
 		return;
 	}
 	p->http_cli_tab = tab;
+	tab = mmap(NULL, sizeof(struct ks_http_cli_used),
+		   PROT_READ | PROT_WRITE, MAP_SHARED,
+		   bpf_map__fd(p->l7->maps.http_cli_used), 0);
+	if (tab == MAP_FAILED) {
+		group_fail(g, "mmap http_cli_used", -errno);
+		return;
+	}
+	p->http_cli_used = tab;
 	attach_all(p, p->l7->obj, g);
 }
 
@@ -1210,6 +1219,8 @@ void probes_close(struct probes *p)
 	if (p->http_cli_tab)
 		munmap(p->http_cli_tab,
 		       sizeof(struct ks_http_cli_slot) * KS_HTTP_CLI_SLOTS);
+	if (p->http_cli_used)
+		munmap(p->http_cli_used, sizeof(struct ks_http_cli_used));
 	l7_bpf__destroy(p->l7);
 	if (p->sched_tab)
 		munmap(p->sched_tab,
@@ -1417,9 +1428,13 @@ int probes_forget_pid(struct probes *p, uint32_t tgid)
  * matched it before then has long ended, none matches it since. Zeroed
  * before it is free to claim, its owner last.
  */
-static void http_cli_free(struct ks_http_cli_slot *s)
+static void http_cli_free(struct probes *p, uint32_t slot)
 {
+	struct ks_http_cli_slot *s = &p->http_cli_tab[slot];
 	int i;
+
+	__atomic_fetch_and(&p->http_cli_used->w[slot / 64],
+			   ~(1ULL << (slot % 64)), __ATOMIC_SEQ_CST);
 
 	ZERO(s->val.count);
 	ZERO(s->val.sum_ns);
@@ -1435,17 +1450,20 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 	struct ks_http_cli_slot *s;
 	struct ks_http_cli_key k;
 	struct ks_http_cli_val v;
-	uint64_t owner;
-	uint32_t i;
+	uint64_t owner, bits;
+	uint32_t i, w;
 	int j, n = 0;
 
 	if (!p->http_cli_tab || !p->groups[PG_L7].attached)
 		return 0;
-	for (i = 0; i < KS_HTTP_CLI_SLOTS; i++) {
+	for (w = 0; w < KS_HTTP_CLI_SLOTS / 64; w++)
+	for (bits = __atomic_load_n(&p->http_cli_used->w[w], __ATOMIC_ACQUIRE);
+	     bits; bits &= bits - 1) {
+		i = w * 64 + (uint32_t)__builtin_ctzll(bits);
 		s = &p->http_cli_tab[i];
 		owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
 		if (owner & KS_HTTP_CLI_DEAD) {
-			http_cli_free(s);
+			http_cli_free(p, i);
 			continue;
 		}
 		if (!owner || owner == KS_HTTP_CLI_CLAIMED)

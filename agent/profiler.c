@@ -380,6 +380,18 @@ void profiler_tick(struct profiler *p, struct proctab *pt, uint64_t now)
 	pthread_mutex_unlock(&p->lock);
 }
 
+int profiler_busy(struct profiler *p)
+{
+	int busy;
+
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	busy = p->sessions != NULL;
+	pthread_mutex_unlock(&p->lock);
+	return busy;
+}
+
 void profiler_process_exit(struct profiler *p, int pid)
 {
 	(void)p;

@@ -28,6 +28,8 @@ struct profiler *profiler_new(struct probes *probes, const char *proc_root,
 void profiler_free(struct profiler *p);
 /* Main thread: drain the kernel maps if due; names pids via pt. */
 void profiler_tick(struct profiler *p, struct proctab *pt, uint64_t now_ns);
+/* Is a profile being recorded (then it drains every 50 ms)? */
+int profiler_busy(struct profiler *p);
 /* Main thread: a process exited; keep its mappings for pending profiles. */
 void profiler_process_exit(struct profiler *p, int pid);
 

@@ -232,6 +232,15 @@ struct ks_http_cli_val {
 #define KS_HTTP_CLI_CLAIMED (1ULL << 32) /* not a tgid: key being written */
 #define KS_HTTP_CLI_DEAD (1ULL << 33)
 
+/* Which slots of http_cli_tab have been published (bit i: slot i), in the
+ * one value of http_cli_used: the agent visits those, not all 8192 (a
+ * full scan every 500 ms was a tenth of the idle agent's CPU). The kernel
+ * sets a slot's bit after publishing it; the agent clears it before it
+ * frees the slot, so a slot claimed again always ends with its bit set. */
+struct ks_http_cli_used {
+	__u64 w[KS_HTTP_CLI_SLOTS / 64];
+};
+
 struct ks_http_cli_slot {
 	__u64 owner; /* 0: free; CLAIMED; the tgid of key once published,
 		      * | KS_HTTP_CLI_DEAD once released (64 bits: the BPF

@@ -851,6 +851,14 @@ struct {
 	__type(value, struct ks_http_cli_slot);
 } http_cli_tab SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ks_http_cli_used);
+} http_cli_used SEC(".maps");
+
 static __always_inline __u32 http_bucket(__u64 ns)
 {
 	static const __u64 bounds[KS_HTTP_BUCKETS - 1] = KS_HTTP_BOUNDS_NS;
@@ -894,7 +902,8 @@ static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
 					__u64 ns)
 {
 	struct ks_http_cli_slot *s, *free = NULL;
-	__u32 h = ks_http_cli_slot_of(k), i, n;
+	__u32 h = ks_http_cli_slot_of(k), i, n, free_i = 0, zero = 0;
+	struct ks_http_cli_used *used;
 	__u64 owner;
 
 #pragma unroll
@@ -914,6 +923,7 @@ static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
 				goto add;
 		} else if (!owner && !free) {
 			free = s;
+			free_i = i;
 		}
 	}
 	/* Losing the race for a free slot, to another label set or to this
@@ -927,6 +937,11 @@ static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
 	s->key = *k;
 	/* Published with a full barrier: the key's stores come first. */
 	__sync_val_compare_and_swap(&s->owner, KS_HTTP_CLI_CLAIMED, k->tgid);
+	used = bpf_map_lookup_elem(&http_cli_used, &zero);
+	if (used)
+		__sync_fetch_and_or(&used->w[(free_i >> 6) &
+					    (KS_HTTP_CLI_SLOTS / 64 - 1)],
+				    1ULL << (free_i & 63));
 add:
 	ADD(s->val.count, 1);
 	ADD(s->val.sum_ns, ns);
