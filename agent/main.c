@@ -219,8 +219,10 @@ static int fold_http_client(uint32_t slot, const struct ks_http_cli_key *k,
 {
 	struct agent *a = arg;
 
-	return l7_fold_http_client(a->l7, proctab_get(a->procs, (int)k->tgid),
-				   slot, k, v);
+	/* As for a record: a process not known yet is read from /proc. */
+	return l7_fold_http_client(a->l7,
+				   proctab_lookup(a->procs, (int)k->tgid), slot,
+				   k, v);
 }
 
 struct reap_ctx {

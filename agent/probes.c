@@ -279,6 +279,23 @@ static void open_profile(struct probes *p, pid_t self,
 	g->attached = 1;
 }
 
+/* An mmapable BPF array's memory, shared with the kernel; NULL (and the
+ * group failed) if it cannot be mapped. */
+static void *map_shared(struct probe_group *g, struct bpf_map *map,
+			size_t size)
+{
+	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(map), 0);
+	int err = -errno;
+	char what[64];
+
+	if (mem != MAP_FAILED)
+		return mem;
+	snprintf(what, sizeof(what), "mmap %s", bpf_map__name(map));
+	group_fail(g, what, err);
+	return NULL;
+}
+
 /*
  * The sched family. Its slots are mapped before the program is attached:
  * figures the agent could not read would be lost.
@@ -286,7 +303,6 @@ static void open_profile(struct probes *p, pid_t self,
 static void open_sched(struct probes *p, pid_t self)
 {
 	struct probe_group *g = &p->groups[PG_SCHED];
-	void *tab;
 	int err;
 
 	p->sched = sched_bpf__open();
@@ -303,14 +319,11 @@ static void open_sched(struct probes *p, pid_t self)
 		group_fail(g, "load", err);
 		return;
 	}
-	tab = mmap(NULL, sizeof(struct ks_sched_slot) * KS_SCHED_SLOTS,
-		   PROT_READ | PROT_WRITE, MAP_SHARED,
-		   bpf_map__fd(p->sched->maps.sched_tab), 0);
-	if (tab == MAP_FAILED) {
-		group_fail(g, "mmap sched_tab", -errno);
+	p->sched_tab = map_shared(g, p->sched->maps.sched_tab,
+				  sizeof(struct ks_sched_slot) *
+					  KS_SCHED_SLOTS);
+	if (!p->sched_tab)
 		return;
-	}
-	p->sched_tab = tab;
 	attach_all(p, p->sched->obj, g);
 }
 
@@ -322,7 +335,6 @@ static void open_l7(struct probes *p, pid_t self,
 		    const struct probes_config *cfg)
 {
 	struct probe_group *g = &p->groups[PG_L7];
-	void *tab;
 	int err;
 
 	p->l7 = l7_bpf__open();
@@ -341,22 +353,13 @@ static void open_l7(struct probes *p, pid_t self,
 		group_fail(g, "load", err);
 		return;
 	}
-	tab = mmap(NULL, sizeof(struct ks_http_cli_slot) * KS_HTTP_CLI_SLOTS,
-		   PROT_READ | PROT_WRITE, MAP_SHARED,
-		   bpf_map__fd(p->l7->maps.http_cli_tab), 0);
-	if (tab == MAP_FAILED) {
-		group_fail(g, "mmap http_cli_tab", -errno);
+	p->http_cli_tab = map_shared(g, p->l7->maps.http_cli_tab,
+				     sizeof(struct ks_http_cli_slot) *
+					     KS_HTTP_CLI_SLOTS);
+	p->http_cli_used = map_shared(g, p->l7->maps.http_cli_used,
+				      sizeof(struct ks_http_cli_used));
+	if (!p->http_cli_tab || !p->http_cli_used)
 		return;
-	}
-	p->http_cli_tab = tab;
-	tab = mmap(NULL, sizeof(struct ks_http_cli_used),
-		   PROT_READ | PROT_WRITE, MAP_SHARED,
-		   bpf_map__fd(p->l7->maps.http_cli_used), 0);
-	if (tab == MAP_FAILED) {
-		group_fail(g, "mmap http_cli_used", -errno);
-		return;
-	}
-	p->http_cli_used = tab;
 	attach_all(p, p->l7->obj, g);
 }
 

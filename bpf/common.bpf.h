@@ -76,16 +76,25 @@ static __always_inline struct ks_pid_stats *pid_stats_of(__u32 tgid)
 	return bpf_map_lookup_elem(&pid_stats, &tgid);
 }
 
-static __always_inline __u32 lat_bucket(__u64 ns)
+/* The bucket of ns among n ascending bounds: the first bound >= ns, or n
+ * (+Inf). n is a constant where it is inlined, so the loop unrolls. */
+static __always_inline __u32 bucket_of(__u64 ns, const __u64 *bounds,
+				       __u32 n)
 {
-	static const __u64 bounds[KS_LAT_BUCKETS - 1] = KS_LAT_BOUNDS_NS;
 	__u32 i;
 
 #pragma unroll
-	for (i = 0; i < KS_LAT_BUCKETS - 1; i++)
+	for (i = 0; i < n; i++)
 		if (ns <= bounds[i])
 			return i;
-	return KS_LAT_BUCKETS - 1;
+	return n;
+}
+
+static __always_inline __u32 lat_bucket(__u64 ns)
+{
+	static const __u64 bounds[KS_LAT_BUCKETS - 1] = KS_LAT_BOUNDS_NS;
+
+	return bucket_of(ns, bounds, KS_LAT_BUCKETS - 1);
 }
 
 /*

@@ -862,13 +862,8 @@ struct {
 static __always_inline __u32 http_bucket(__u64 ns)
 {
 	static const __u64 bounds[KS_HTTP_BUCKETS - 1] = KS_HTTP_BOUNDS_NS;
-	__u32 i;
 
-#pragma unroll
-	for (i = 0; i < KS_HTTP_BUCKETS - 1; i++)
-		if (ns <= bounds[i])
-			return i;
-	return KS_HTTP_BUCKETS - 1;
+	return bucket_of(ns, bounds, KS_HTTP_BUCKETS - 1);
 }
 
 /* The label set of c's exchange, and its duration, as they stand. */
