@@ -166,11 +166,14 @@ static int open_proc(struct probes *p, pid_t self)
  * Open, share the maps of the process family, load and attach one more
  * family. A macro because each skeleton has its own type and functions.
  */
-#define OPEN_FAMILY(p, self, field, skel, gid, ...)                            \
+/* Open and load a family's skeleton into p->field (the statements after
+ * gid run before the load); ok is set to 1 when it is loaded. */
+#define LOAD_FAMILY(p, self, field, skel, gid, ok, ...)                        \
 	do {                                                                   \
 		struct probe_group *g_ = &(p)->groups[gid];                    \
 		int err_;                                                      \
                                                                                \
+		(ok) = 0;                                                      \
 		(p)->field = skel##__open();                                   \
 		if (!(p)->field) {                                             \
 			group_fail(g_, "open", -errno);                        \
@@ -187,7 +190,17 @@ static int open_proc(struct probes *p, pid_t self)
 			group_fail(g_, "load", err_);                          \
 			break;                                                 \
 		}                                                              \
-		attach_all((p), (p)->field->obj, g_);                          \
+		(ok) = 1;                                                      \
+	} while (0)
+
+/* The same, then attach all its programs. */
+#define OPEN_FAMILY(p, self, field, skel, gid, ...)                            \
+	do {                                                                   \
+		int ok_;                                                       \
+                                                                               \
+		LOAD_FAMILY(p, self, field, skel, gid, ok_, __VA_ARGS__);      \
+		if (ok_)                                                       \
+			attach_all((p), (p)->field->obj, &(p)->groups[gid]);   \
 	} while (0)
 
 static int wanted(const struct probes_config *cfg, int g)
@@ -303,22 +316,11 @@ static void *map_shared(struct probe_group *g, struct bpf_map *map,
 static void open_sched(struct probes *p, pid_t self)
 {
 	struct probe_group *g = &p->groups[PG_SCHED];
-	int err;
+	int ok;
 
-	p->sched = sched_bpf__open();
-	if (!p->sched) {
-		group_fail(g, "open", -errno);
+	LOAD_FAMILY(p, self, sched, sched_bpf, PG_SCHED, ok);
+	if (!ok)
 		return;
-	}
-	p->sched->rodata->self_tgid = (uint32_t)self;
-	err = reuse_shared(p, p->sched->maps.events, p->sched->maps.pid_stats,
-			   p->sched->maps.drops);
-	if (!err)
-		err = sched_bpf__load(p->sched);
-	if (err) {
-		group_fail(g, "load", err);
-		return;
-	}
 	p->sched_tab = map_shared(g, p->sched->maps.sched_tab,
 				  sizeof(struct ks_sched_slot) *
 					  KS_SCHED_SLOTS);
@@ -335,24 +337,13 @@ static void open_l7(struct probes *p, pid_t self,
 		    const struct probes_config *cfg)
 {
 	struct probe_group *g = &p->groups[PG_L7];
-	int err;
+	int ok;
 
-	p->l7 = l7_bpf__open();
-	if (!p->l7) {
-		group_fail(g, "open", -errno);
+	LOAD_FAMILY(p, self, l7, l7_bpf, PG_L7, ok,
+		    p->l7->rodata->split_records = cfg->l7_split;
+		    p->l7->rodata->ncpus = (uint32_t)p->ncpus);
+	if (!ok)
 		return;
-	}
-	p->l7->rodata->self_tgid = (uint32_t)self;
-	p->l7->rodata->split_records = cfg->l7_split;
-	p->l7->rodata->ncpus = (uint32_t)p->ncpus;
-	err = reuse_shared(p, p->l7->maps.events, p->l7->maps.pid_stats,
-			   p->l7->maps.drops);
-	if (!err)
-		err = l7_bpf__load(p->l7);
-	if (err) {
-		group_fail(g, "load", err);
-		return;
-	}
 	p->http_cli_tab = map_shared(g, p->l7->maps.http_cli_tab,
 				     sizeof(struct ks_http_cli_slot) *
 					     KS_HTTP_CLI_SLOTS);
@@ -583,22 +574,11 @@ int probes_pg_attach(struct probes *p, const char *path)
 static void open_node(struct probes *p, pid_t self)
 {
 	struct probe_group *g = &p->groups[PG_NODE];
-	int err;
+	int ok;
 
-	p->node = node_bpf__open();
-	if (!p->node) {
-		group_fail(g, "open", -errno);
+	LOAD_FAMILY(p, self, node, node_bpf, PG_NODE, ok);
+	if (!ok)
 		return;
-	}
-	p->node->rodata->self_tgid = (uint32_t)self;
-	err = reuse_shared(p, p->node->maps.events, p->node->maps.pid_stats,
-			   p->node->maps.drops);
-	if (!err)
-		err = node_bpf__load(p->node);
-	if (err) {
-		group_fail(g, "load", err);
-		return;
-	}
 	snprintf(g->error, sizeof(g->error), NODE_NONE);
 }
 

@@ -445,7 +445,7 @@ static __always_inline void enter_resp(struct l7_conn *c, __u64 key,
  * sweep does not touch: plain stores. The slot keeps naming c (the sweep
  * passes over it while c is not in RESP).
  */
-static __always_inline int claim_end(struct l7_conn *c, __u64 key, __u64 now)
+static __always_inline int claim_end(struct l7_conn *c, __u64 now)
 {
 	union conn_word old, new;
 
@@ -608,7 +608,7 @@ static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 	}
 	h->len = ret < KS_L7_DATA ? ret : KS_L7_DATA;
 	h->total = ret;
-	if (claim_end(c, key, now))
+	if (claim_end(c, now))
 		submit_event(e);
 	else /* the sweep ended it, with its own record */
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
@@ -653,7 +653,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 		return;
 	}
 	/* The next request ends the response under way. */
-	if (c->state == ST_RESP && claim_end(c, key, now))
+	if (c->state == ST_RESP && claim_end(c, now))
 		emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
 	start_request(c, key, kind, h, buf, ret, now);
 }
@@ -709,7 +709,7 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 		}
 		/* A head while a response is under way: the answer to the
 		 * next of pipelined requests. */
-		if (claim_end(c, key, now))
+		if (claim_end(c, now))
 			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
 		c->flags &= ~CF_HEAD_REQ; /* its method is not known here */
 	} else if (!status) {
@@ -1004,7 +1004,7 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 	if (proto <= 0 || (c->state != ST_IDLE && proto != c->proto))
 		return;
 	/* The next HTTP request ends the answer under way. */
-	if (c->state == ST_RESP && claim_end(c, key, now))
+	if (c->state == ST_RESP && claim_end(c, now))
 		emit_client_end(c, key, KS_L7_CLIENT_DONE, c->last_ns, 0, now);
 	c->role = ROLE_CLIENT;
 	c->proto = proto;
@@ -1123,7 +1123,7 @@ static __always_inline void end_under_way(struct l7_conn *c, __u64 key)
 		emit_client_end(c, key, KS_L7_CLIENT_ABORTED, now, 0, now);
 	else if (c->state == ST_REQ)
 		emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
-	else if (c->state == ST_RESP && claim_end(c, key, now)) {
+	else if (c->state == ST_RESP && claim_end(c, now)) {
 		if (c->role == ROLE_CLIENT)
 			emit_client_end(c, key, KS_L7_CLIENT_DONE, c->last_ns,
 					0, now);
