@@ -897,7 +897,7 @@ static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
 					__u64 ns)
 {
 	struct ks_http_cli_slot *s, *free = NULL;
-	__u32 h = ks_http_cli_slot_of(k), i, n, free_i = 0, zero = 0;
+	__u32 h = ks_http_cli_slot_of(k), i, n, free_i = 0, zero = 0, b;
 	struct ks_http_cli_used *used;
 	__u64 owner;
 
@@ -938,9 +938,11 @@ static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
 					    (KS_HTTP_CLI_SLOTS / 64 - 1)],
 				    1ULL << (free_i & 63));
 add:
+	b = http_bucket(ns); /* 0..KS_HTTP_BUCKETS - 1 */
 	ADD(s->val.count, 1);
 	ADD(s->val.sum_ns, ns);
-	ADD(s->val.bucket[http_bucket(ns) & (KS_HTTP_BUCKETS - 1)], 1);
+	if (b < KS_HTTP_BUCKETS)
+		ADD(s->val.bucket[b], 1);
 	return 0;
 }
 

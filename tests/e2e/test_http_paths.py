@@ -153,17 +153,26 @@ def client_calls(r, agent, front, up):
     for _ in range(2):
         st, _, _ = ks.http_get(front.url + "/proxy?path=/nope")
         r.eq(st, 404, "proxied 404")
+    for _ in range(3):  # the upstream waits 30 ms before it answers
+        st, _, _ = ks.http_get(front.url + "/proxy?path=/slow%3Fms%3D30")
+        r.eq(st, 200, "proxied slow call")
 
-    def n(status):
-        return ks.value(agent.metrics(), CLI + "_count",
+    def n(status, suffix="_count", **le):
+        return ks.value(agent.metrics(), CLI + suffix,
                         service_name="ks-e2e-front",
                         server_address="127.0.0.1",
                         server_port=str(up.port),
                         http_request_method="GET",
-                        http_response_status_code=status)
-    ks.wait_for(lambda: n("200") == 4 and n("404") == 2, 10)
-    r.eq(n("200"), 4, "client calls with status 200")
+                        http_response_status_code=status, **le)
+    ks.wait_for(lambda: n("200") == 7 and n("404") == 2, 10)
+    r.eq(n("200"), 7, "client calls with status 200")
     r.eq(n("404"), 2, "client calls with status 404")
+    # A call lasts at least what the upstream waited: the three slow
+    # ones are above 25 ms (in the kernel's buckets as in the agent's).
+    fast = n("200", "_bucket", le="0.025")
+    r.check(fast <= 4, "calls at or below 25 ms: %d, at most the 4 fast "
+            "ones" % fast)
+    r.check(n("200", "_bucket", le="+Inf") == 7, "every call in +Inf")
     s = agent.metrics()
     up_200 = ks.value(s, SRV + "_count", service_name="ks-e2e-upstream",
                       http_route="/users/{id}")
