@@ -5,6 +5,10 @@
  * fd); each slot queues the requests of one read (pipelining), matched in
  * order with the end records. A collision overwrites the older entry and is
  * counted, so memory is fixed.
+ *
+ * Exchanges the kernel counted itself (katascope.h, "HTTP exchanges
+ * counted in the kernel") are folded from their slot of its table: the
+ * record of the exchange that claimed the slot named its route.
  */
 #include "l7.h"
 #include "l7_client.h"
@@ -25,10 +29,32 @@ static const double http_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
 				      2.5,   5,    7.5,   10 };
 
 #define PIPELINE_MAX 4 /* requests remembered per connection */
+/* Folds (500 ms apart) a server slot of the kernel's table waits for the
+ * record naming its route before its counts go to the unmatched. */
+#define SRV_DESC_WAIT 10
+/* Folds (a minute) after which a server slot that did not grow is freed:
+ * paths without ids (/people/NAME) would hold slots for good. */
+#define SRV_IDLE_FOLDS 120
 
 struct pending_req {
 	char method[16];
 	char route[128];
+	uint32_t collapsed; /* segments the guard made "*" */
+};
+
+/* A slot of the kernel's table holding a server label set: what the
+ * record that claimed it said, and the counts folded so far. */
+struct srv_slot {
+	bool described; /* that record came */
+	bool unparsed; /* its request did not parse */
+	bool released; /* freed in the kernel at the next round */
+	unsigned waits; /* folds without it */
+	unsigned idle; /* folds without growth */
+	uint32_t tgid;
+	uint16_t port, status;
+	uint64_t method_word; /* ks_method_word of the request */
+	struct pending_req req;
+	struct ks_http_cli_val last;
 };
 
 /* The requests of one connection awaiting their responses, in order. */
@@ -55,6 +81,7 @@ struct l7 {
 	struct metric_family *routes_collapsed;
 	struct metric_family *unmatched, *unparsed;
 	struct pending *pending;
+	struct srv_slot **srv; /* KS_HTTP_CLI_SLOTS, allocated when used */
 	struct guard_slot *guards[MAX_GUARDS];
 	unsigned nguards;
 	struct ks_num_str port, status; /* of the last end record */
@@ -80,6 +107,7 @@ struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 		return NULL;
 	l->reg = reg;
 	l->pending = calloc(PENDING_SLOTS, sizeof(*l->pending));
+	l->srv = calloc(KS_HTTP_CLI_SLOTS, sizeof(*l->srv));
 	l->client = l7_client_new(reg, q);
 	l->http_dur = metric_family_new(
 		reg, "http_server_request_duration_seconds", METRIC_HISTOGRAM,
@@ -109,7 +137,8 @@ struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 		METRIC_COUNTER,
 		"Request records whose first bytes did not parse as an HTTP/1.x request line.",
 		svc, NULL, 0);
-	if (!l->pending || !l->client || !l->http_dur || !l->http_aborted ||
+	if (!l->pending || !l->srv || !l->client || !l->http_dur ||
+	    !l->http_aborted ||
 	    !l->http_ended_idle || !l->routes_collapsed || !l->unmatched ||
 	    !l->unparsed) {
 		l7_free(l);
@@ -126,6 +155,9 @@ void l7_free(struct l7 *l)
 		return;
 	for (i = 0; i < l->nguards; i++)
 		free(l->guards[i]);
+	for (i = 0; l->srv && i < KS_HTTP_CLI_SLOTS; i++)
+		free(l->srv[i]);
+	free(l->srv);
 	l7_client_free(l->client);
 	free(l->pending);
 	free(l);
@@ -172,6 +204,7 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 		return -1;
 	ks_strlcpy(out->method, http1_method_name(req->method),
 		   sizeof(out->method));
+	out->collapsed = 0;
 	cut = (req->h.flags & HTTP1_F_PATH_TRUNC) != 0;
 	gs = guard_for(l, e->service);
 	if (!gs) {
@@ -191,8 +224,8 @@ static int describe(struct l7 *l, const struct proc_entry *e, const void *buf,
 	if (gs->guard.collapsed != before) {
 		const char *lv[] = { e->service };
 
-		metric_add(l->routes_collapsed, lv,
-			   (double)(gs->guard.collapsed - before));
+		out->collapsed = (uint32_t)(gs->guard.collapsed - before);
+		metric_add(l->routes_collapsed, lv, out->collapsed);
 	}
 	return 0;
 }
@@ -349,6 +382,159 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 	}
 }
 
+/* ---- server exchanges counted in the kernel ---------------------------- */
+
+/* The label set this record's exchange claimed a slot for (srv.slot): its
+ * request, parsed into the pending queue just now, names the route. */
+static void srv_describe(struct l7 *l, const struct ks_l7_event *ev)
+{
+	uint32_t i = ev->srv.slot - 1;
+	struct pending *p = slot(l, ev->conn_id);
+	struct srv_slot *d;
+	uint64_t w;
+
+	if (i >= KS_HTTP_CLI_SLOTS)
+		return;
+	d = l->srv[i];
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return; /* its counts go to the unmatched */
+		l->srv[i] = d;
+	}
+	if (d->released)
+		return; /* waited too long for: its counts are unmatched */
+	memset(d, 0, sizeof(*d)); /* a slot claimed anew counts from 0 */
+	memcpy(&w, ev->data, sizeof(w));
+	d->method_word = ks_method_word(w);
+	d->tgid = ev->hdr.pid;
+	d->port = ev->lport;
+	d->status = ev->status;
+	if (p->conn_id == ev->conn_id && p->n > 0)
+		d->req = p->q[0];
+	else
+		d->unparsed = true;
+	d->described = true;
+}
+
+static void srv_forget(struct l7 *l, uint32_t slot)
+{
+	free(l->srv[slot]);
+	l->srv[slot] = NULL;
+}
+
+/* Is d what the record said of the label set k now in its slot? */
+static bool srv_matches(const struct srv_slot *d,
+			const struct ks_http_cli_key *k)
+{
+	uint64_t mw;
+
+	memcpy(&mw, k->method, sizeof(mw));
+	return d->tgid == k->tgid && d->port == k->rport &&
+	       d->status == k->status && d->method_word == mw;
+}
+
+/* What d's slot grew by since its last fold, into the histogram (or the
+ * unparsed and unmatched counts when its request did not parse). */
+static uint64_t srv_fold_growth(struct l7 *l, const struct proc_entry *e,
+				struct srv_slot *d,
+				const struct ks_http_cli_key *k,
+				const struct ks_http_cli_val *v)
+{
+	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
+	const char *sv[] = { e->service };
+	unsigned i;
+
+	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
+		/* Counters only grow while the slot is held. */
+		delta[i] = v->bucket[i] >= d->last.bucket[i] ?
+				   v->bucket[i] - d->last.bucket[i] :
+				   v->bucket[i];
+		n += delta[i];
+	}
+	if (n && d->unparsed) {
+		l->st.unparsed += n;
+		l->st.unmatched += n;
+		metric_add(l->unparsed, sv, (double)n);
+		metric_add(l->unmatched, sv, (double)n);
+	} else if (n) {
+		const char *lv[] = { e->service, d->req.method, d->req.route,
+				     ks_num_str(&l->status, k->status),
+				     ks_num_str(&l->port, k->rport), "http" };
+
+		sum = v->sum_ns >= d->last.sum_ns ? v->sum_ns - d->last.sum_ns :
+						    v->sum_ns;
+		metric_hist_add_buckets(metric_series_get(l->http_dur, lv),
+					delta, (double)sum * 1e-9);
+		if (d->req.collapsed)
+			metric_add(l->routes_collapsed, sv,
+				   (double)n * d->req.collapsed);
+	}
+	d->last = *v;
+	return n;
+}
+
+/* A server slot's requests that no record named, as unmatched. */
+static void srv_unnamed(struct l7 *l, const struct proc_entry *e,
+			struct srv_slot *d, const struct ks_http_cli_val *v)
+{
+	const char *sv[] = { e->service };
+	uint64_t n = v->count >= d->last.count ? v->count - d->last.count : 0;
+
+	if (n) {
+		l->st.unmatched += n;
+		metric_add(l->unmatched, sv, (double)n);
+	}
+	d->last = *v;
+}
+
+/* Fold a server slot's growth (see l7_fold_http_client). */
+static int fold_server(struct l7 *l, const struct proc_entry *e,
+		       uint32_t slot, const struct ks_http_cli_key *k,
+		       const struct ks_http_cli_val *v, int final)
+{
+	struct srv_slot *d = l->srv[slot];
+
+	if (!e || !e->monitored) {
+		if (final)
+			srv_forget(l, slot);
+		return !final;
+	}
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return 0; /* folded at a later round */
+		l->srv[slot] = d;
+	}
+	if (d->described && !srv_matches(d, k))
+		memset(d, 0, sizeof(*d)); /* an older claim's */
+	if (final) {
+		if (d->described)
+			srv_fold_growth(l, e, d, k, v);
+		else
+			srv_unnamed(l, e, d, v);
+		srv_forget(l, slot);
+		return 0;
+	}
+	if (!d->described) {
+		/* The record is on its way (folded at a later round), or
+		 * was lost with a full ring buffer (counted there). */
+		if (++d->waits < SRV_DESC_WAIT && !e->exit_ns)
+			return 0;
+		srv_unnamed(l, e, d, v);
+		d->released = true;
+		return 1;
+	}
+	if (srv_fold_growth(l, e, d, k, v))
+		d->idle = 0;
+	else
+		d->idle++;
+	/* Released when its process exited, or after a minute without
+	 * growth: the slot may serve another label set. */
+	d->released = e->exit_ns || d->idle >= SRV_IDLE_FOLDS;
+	return d->released;
+}
+
 void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		 const struct ks_l7_event *ev)
 {
@@ -362,8 +548,11 @@ void l7_on_event(struct l7 *l, const struct proc_entry *e,
 	case KS_L7_HTTP_ABORTED:
 		/* One record per exchange: the request's bytes came with
 		 * its end (KS_L7_F_HEAD). */
-		if (ev->flags & KS_L7_F_HEAD)
+		if (ev->flags & KS_L7_F_HEAD) {
 			on_request(l, e, ev);
+			if (ev->kind == KS_L7_HTTP_DONE && ev->srv.slot)
+				srv_describe(l, ev);
+		}
 		on_end(l, e, ev);
 		break;
 	default:
@@ -379,9 +568,13 @@ void l7_set_spans(struct l7 *l, struct spans *s)
 
 int l7_fold_http_client(struct l7 *l, const struct proc_entry *e,
 			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v)
+			const struct ks_http_cli_val *v, int final)
 {
-	return l7_client_fold_http(l->client, e, slot, k, v);
+	if (slot >= KS_HTTP_CLI_SLOTS)
+		return 0;
+	if (k->family == KS_HTTP_KEY_SERVER)
+		return fold_server(l, e, slot, k, v, final);
+	return l7_client_fold_http(l->client, e, slot, k, v, final);
 }
 
 void l7_stats(const struct l7 *l, struct l7_stats *out)

@@ -1,9 +1,12 @@
 /*
  * l7.h - request metrics from the kernel's L7 records.
  *
- * The kernel sends two records per HTTP exchange: the request (with the
- * first bytes of its head) and its end (status, timestamps). This file
- * pairs them by connection, parses the head with l7_http, normalizes the
+ * The kernel sends one record per HTTP exchange, its end (status,
+ * timestamps) carrying the first bytes of the request's head (two with
+ * split records: the request's, then its end), or counts the exchange
+ * itself in a slot of its table once a record named the slot's route
+ * (l7_fold_http_client). This file pairs requests and ends by connection,
+ * parses the head with l7_http, normalizes the
  * route (route.h, plus a per-service cardinality guard) and observes
  * http_server_request_duration_seconds. With l7_set_spans() it also hands
  * every request and its end to the tracer (spans.h). Pure: no BPF, no I/O.
@@ -32,10 +35,15 @@ void l7_free(struct l7 *l);
 void l7_on_event(struct l7 *l, const struct proc_entry *e,
 		 const struct ks_l7_event *ev);
 void l7_stats(const struct l7 *l, struct l7_stats *out);
-/* A slot of the kernel's HTTP client counters: l7_client_fold_http. */
+/* Fold the growth of a slot of the kernel's HTTP counters (katascope.h):
+ * a client label set's (l7_client_fold_http), or a server's, whose route
+ * the record that claimed the slot named. Returns 1 when the slot is to
+ * be released (its process is gone or not monitored; a server's idle for
+ * a minute); final: the slot's last fold after its release (see
+ * probes_read_http_clients), after which it is forgotten. */
 int l7_fold_http_client(struct l7 *l, const struct proc_entry *e,
 			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v);
+			const struct ks_http_cli_val *v, int final);
 /* Build spans of the exchanges too (NULL or disabled: do not). */
 void l7_set_spans(struct l7 *l, struct spans *s);
 

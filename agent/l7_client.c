@@ -739,7 +739,7 @@ static void method_str(const struct ks_http_cli_key *k, char out[9])
 
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v)
+			const struct ks_http_cli_val *v, int final)
 {
 	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
 	char method[9], addr[INET6_ADDRSTRLEN], port[8], status[8];
@@ -755,8 +755,9 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 	}
 	last = &c->seen[slot];
 	if (!e || !e->monitored) {
-		memset(last, 0, sizeof(*last));
-		return 1;
+		if (final)
+			memset(last, 0, sizeof(*last));
+		return !final;
 	}
 	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
 		/* Counters only grow; a smaller one is a new label set. */
@@ -785,9 +786,9 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 		}
 	}
 	*last = *v;
-	if (e->exit_ns) {
+	if (final) {
 		memset(last, 0, sizeof(*last));
-		return 1;
+		return 0;
 	}
-	return 0;
+	return e->exit_ns ? 1 : 0;
 }

@@ -35,11 +35,12 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
  * http_client_request_duration_seconds what they grew by since the slot's
  * last fold. e: its process (NULL: unknown). Returns 1 when the slot is of
  * no more use (its process is unknown, not monitored, or exited): the
- * caller releases it in the kernel, and the counters seen last are
- * forgotten with it, so the slot's next label set counts from zero.
+ * caller releases it in the kernel and passes it once more, final set;
+ * then the counters seen last are forgotten, so the slot's next label set
+ * counts from zero.
  */
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v);
+			const struct ks_http_cli_val *v, int final);
 
 #endif

@@ -215,14 +215,15 @@ static void fold_one(uint32_t tgid, const struct ks_pid_stats *st, void *arg)
 }
 
 static int fold_http_client(uint32_t slot, const struct ks_http_cli_key *k,
-			    const struct ks_http_cli_val *v, void *arg)
+			    const struct ks_http_cli_val *v, int final,
+			    void *arg)
 {
 	struct agent *a = arg;
 
 	/* As for a record: a process not known yet is read from /proc. */
 	return l7_fold_http_client(a->l7,
 				   proctab_lookup(a->procs, (int)k->tgid), slot,
-				   k, v);
+				   k, v, final);
 }
 
 struct reap_ctx {

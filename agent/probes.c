@@ -1407,9 +1407,10 @@ int probes_forget_pid(struct probes *p, uint32_t tgid)
 }
 
 /*
- * A slot released at the last read (KS_HTTP_CLI_DEAD): every exchange that
- * matched it before then has long ended, none matches it since. Zeroed
- * before it is free to claim, its owner last.
+ * A slot released at the last read (KS_HTTP_CLI_DEAD), once its last
+ * counts were read: every exchange that matched it before then has long
+ * ended, none matches it since. Zeroed before it is free to claim, its
+ * owner last.
  */
 static void http_cli_free(struct probes *p, uint32_t slot)
 {
@@ -1435,7 +1436,7 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 	struct ks_http_cli_val v;
 	uint64_t owner, bits;
 	uint32_t i, w;
-	int j, n = 0;
+	int j, n = 0, dead;
 
 	if (!p->http_cli_tab || !p->groups[PG_L7].attached)
 		return 0;
@@ -1445,10 +1446,7 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 		i = w * 64 + (uint32_t)__builtin_ctzll(bits);
 		s = &p->http_cli_tab[i];
 		owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
-		if (owner & KS_HTTP_CLI_DEAD) {
-			http_cli_free(p, i);
-			continue;
-		}
+		dead = (owner & KS_HTTP_CLI_DEAD) != 0;
 		if (!owner || owner == KS_HTTP_CLI_CLAIMED)
 			continue;
 		/* The key stays as published while the slot is held. */
@@ -1458,8 +1456,13 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 		v.sum_ns = LOAD(s->val.sum_ns);
 		for (j = 0; j < KS_HTTP_BUCKETS; j++)
 			v.bucket[j] = LOAD(s->val.bucket[j]);
+		if (dead) { /* released at the last read: its last counts */
+			fn(i, &k, &v, 1, arg);
+			http_cli_free(p, i);
+			continue;
+		}
 		/* Released now, freed at the next read. */
-		if (fn(i, &k, &v, arg))
+		if (fn(i, &k, &v, 0, arg))
 			__atomic_compare_exchange_n(&s->owner, &owner,
 						    owner | KS_HTTP_CLI_DEAD, 0,
 						    __ATOMIC_RELAXED,

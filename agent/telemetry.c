@@ -565,7 +565,8 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 	const char *m_pid[] = { "pid_stats" }, *m_socks[] = { "socks" },
 		   *m_conns[] = { "conns" }, *m_samples[] = { "profile_samples" },
 		   *m_heads[] = { "request_heads" },
-		   *m_http_cli[] = { "http_client_counts" };
+		   *m_http_cli[] = { "http_client_counts" },
+		   *m_http_srv[] = { "http_server_counts" };
 	struct rusage ru;
 	long long rss;
 	int i;
@@ -583,6 +584,8 @@ static void refresh_self(struct telemetry *t, const struct self_stats *st)
 		    (double)st->drops[KS_DROP_L7_HEAD_REUSED]);
 	set_counter(t->self_map_full, m_http_cli,
 		    (double)st->drops[KS_DROP_HTTP_CLI_FULL]);
+	set_counter(t->self_map_full, m_http_srv,
+		    (double)st->drops[KS_DROP_HTTP_SRV_FULL]);
 	set_counter(t->self_resp_cut, NULL,
 		    (double)st->drops[KS_DROP_L7_RESP_CUT]);
 	set_counter(t->self_stack_lost, NULL,

@@ -156,21 +156,42 @@ struct ks_l7_event {
 	__u8 family; /* AF_INET / AF_INET6 of raddr */
 	__u32 flags;
 	__u8 raddr[16]; /* remote address */
-	__u8 sqlstate[8]; /* PG: SQLSTATE of an ErrorResponse that began a
-			   * read of the answer ("" if none) */
+	union {
+		__u8 sqlstate[8]; /* PG: SQLSTATE of an ErrorResponse that
+				   * began a read of the answer ("" if
+				   * none) */
+		struct {
+			/* Server DONE with KS_L7_F_HEAD: 1 + the slot of
+			 * http_cli_tab this record's exchange claimed for
+			 * its label set (0: none). The request it carries
+			 * names the slot's route; the slot counts the label
+			 * set's later exchanges, not this one. */
+			__u32 slot;
+			__u32 pad;
+		} srv;
+	};
 	__u32 len; /* bytes valid in data */
 	__u32 total_len; /* bytes the syscall moved (data holds len of them) */
 	__u8 data[KS_L7_DATA];
 };
 
 /*
- * HTTP client exchanges counted in the kernel (l7.bpf.c's http_cli_tab,
- * below): without split records, the end of a plain HTTP client exchange
- * adds to its label set's histogram instead of making a ring record (when
- * the label set finds no slot it makes one). The buckets are
- * http_client_request_duration_seconds's, in ns: an exchange goes into the
- * first whose bound is >= its duration, the last is +Inf. Counters only
- * grow while their slot is held; the agent folds their growth.
+ * HTTP exchanges counted in the kernel (l7.bpf.c's http_cli_tab, below):
+ * without split records, the end of a plain HTTP client exchange adds to
+ * its label set's histogram instead of making a ring record (when the
+ * label set finds no slot it makes one). So does the end of a plain HTTP
+ * server exchange whose label set has a slot already: a server label set
+ * is named by a route key the kernel computes from the request line (the
+ * method, and the target's path with every all-digit segment taken as
+ * one), and the agent learns which route a key is from the record of the
+ * exchange that claimed the slot (ks_l7_event.srv.slot). Paths that need
+ * more (longer than 128 bytes, cut by the capture, a request line the
+ * agent would refuse) and exchanges that may share their read with
+ * pipelined requests go by record. The buckets are
+ * http_{client,server}_request_duration_seconds's, in ns: an exchange goes
+ * into the first whose bound is >= its duration, the last is +Inf.
+ * Counters only grow while their slot is held; the agent folds their
+ * growth.
  */
 #define KS_HTTP_BUCKETS 15
 #define KS_HTTP_BOUNDS_NS                                                  \
@@ -179,8 +200,12 @@ struct ks_l7_event {
 	  750000000ULL, 1000000000ULL, 2500000000ULL, 5000000000ULL,          \
 	  7500000000ULL, 10000000000ULL }
 
+#define KS_HTTP_KEY_SERVER 0xff /* ks_http_cli_key.family of a server's */
+
 /* A label set; w is the same bytes as five words, hashed and compared
- * with five loads (pad is zero). */
+ * with five loads (pad is zero). A client's, or with family
+ * KS_HTTP_KEY_SERVER a server's: rport is then the local port and raddr
+ * the route key (a 64-bit hash, then zeros). */
 struct ks_http_cli_key {
 	union {
 		struct {
@@ -195,6 +220,17 @@ struct ks_http_cli_key {
 		__u64 w[5];
 	};
 };
+
+/* The first 8 bytes of a request line (little-endian) cut before the
+ * space that ends its method: "GET /use" -> "GET" (a key's method). */
+static inline __u64 ks_method_word(__u64 w)
+{
+	__u64 t = w ^ 0x2020202020202020ULL;
+	__u64 z = (t - 0x0101010101010101ULL) & ~t & 0x8080808080808080ULL;
+
+	/* z's lowest set bit is the high bit of the first space byte. */
+	return z ? w & (((z & -z) >> 7) - 1) : w;
+}
 
 struct ks_http_cli_val {
 	__u64 count;
@@ -422,6 +458,9 @@ enum ks_drop_reason {
 	KS_DROP_HTTP_CLI_FULL, /* an HTTP client exchange went by ring record:
 				* its label set found no slot in
 				* http_cli_tab (counted all the same) */
+	KS_DROP_HTTP_SRV_FULL, /* an HTTP server label set found no slot in
+				* http_cli_tab: its exchanges go by ring
+				* record (counted all the same) */
 	KS_DROP_MAX,
 };
 

@@ -50,6 +50,28 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * bound (it may otherwise reuse an unmasked copy). */
 #define VERIFIER_BOUND(var, mask) asm volatile("%0 &= " #mask : "+r"(var))
 
+/*
+ * can_loop: true until the kernel's may_goto budget for the program runs
+ * out (millions of passes), so that a loop ended by its data needs no
+ * bound the verifier walks pass by pass: it checks the body until its
+ * states stop changing. The instruction (BPF_JMP | BPF_JCOND, kernel 6.9)
+ * is spelled in bytes for compilers that do not know it.
+ */
+#define can_loop                                                       \
+	({                                                             \
+		__label__ l_break, l_continue;                         \
+		int ret_ = 1;                                          \
+		asm volatile goto("1:.byte 0xe5;"                      \
+				  ".byte 0;"                           \
+				  ".long ((%l[l_break] - 1b - 8) / 8) & 0xffff;" \
+				  ".short 0" ::: : l_break);           \
+		goto l_continue;                                       \
+	l_break:                                                       \
+		ret_ = 0;                                              \
+	l_continue:;                                                   \
+		ret_;                                                  \
+	})
+
 enum conn_kind { CK_NOT_TCP = 1, CK_TCP = 2 };
 enum conn_state { ST_IDLE = 0, ST_REQ, ST_RESP };
 
@@ -223,7 +245,7 @@ struct io_args {
 };
 
 struct scratch {
-	__u8 b[512];
+	__u8 b[512] __attribute__((aligned(8))); /* copied by words */
 };
 
 struct {
@@ -464,6 +486,264 @@ static __always_inline int claim_end(struct l7_conn *c, __u64 now)
 	return 1;
 }
 
+/* ---- HTTP exchanges counted in the kernel ---------------------------- */
+
+/*
+ * Plain HTTP client exchanges (without split records) are counted here,
+ * not sent, and so are plain HTTP server exchanges of a label set whose
+ * route the agent has been told (see katascope.h): the agent needs only
+ * their label set and duration, and a ring record with its share of the
+ * agent's work cost about 200 ns of the 2 µs budget of an exchange.
+ * Bounded; a label set that finds no slot goes by ring record as before.
+ * An array, not a hash map: its lookups are inlined (see katascope.h),
+ * which took handle_write_exit, where wrk's exchanges end, from 423 to
+ * 332 ns per request against the Node app.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_HTTP_CLI_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE); /* the agent reads and frees */
+	__type(key, __u32);
+	__type(value, struct ks_http_cli_slot);
+} http_cli_tab SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ks_http_cli_used);
+} http_cli_used SEC(".maps");
+
+static __always_inline __u32 http_bucket(__u64 ns)
+{
+	static const __u64 bounds[KS_HTTP_BUCKETS - 1] = KS_HTTP_BOUNDS_NS;
+
+	return bucket_of(ns, bounds, KS_HTTP_BUCKETS - 1);
+}
+
+/* The label set of c's exchange, and its duration, as they stand. */
+static __always_inline __u64 http_cli_key(const struct l7_conn *c, __u64 key,
+					  __u64 end_ns,
+					  struct ks_http_cli_key *k)
+{
+	k->tgid = key >> 32;
+	k->rport = c->rport;
+	k->status = c->status;
+	k->family = c->family;
+	__builtin_memcpy(k->raddr, c->raddr, sizeof(k->raddr));
+	__builtin_memcpy(k->method, c->method8, sizeof(k->method));
+	return end_ns > c->req_start_ns ? end_ns - c->req_start_ns : 0;
+}
+
+static __always_inline int http_cli_is(const struct ks_http_cli_slot *s,
+				       const struct ks_http_cli_key *k)
+{
+	return s->key.w[0] == k->w[0] && s->key.w[1] == k->w[1] &&
+	       s->key.w[2] == k->w[2] && s->key.w[3] == k->w[3] &&
+	       s->key.w[4] == k->w[4];
+}
+
+/*
+ * The slot of http_cli_tab holding label set k (see katascope.h), or, when
+ * claim is set and k has none, a free slot of its probe claimed and
+ * published for it (*claimed: 1 + its index; else 0). NULL when k has no
+ * slot, or cannot claim one (drop counted).
+ */
+static __always_inline struct ks_http_cli_slot *
+http_tab_find(const struct ks_http_cli_key *k, int claim, __u32 *claimed,
+	      __u32 drop)
+{
+	struct ks_http_cli_slot *s, *free = NULL;
+	__u32 h = ks_http_cli_slot_of(k), i, n, free_i = 0, zero = 0;
+	struct ks_http_cli_used *used;
+	__u64 owner;
+
+	*claimed = 0;
+#pragma unroll
+	for (n = 0; n < KS_HTTP_CLI_PROBE; n++) {
+		i = (h + n) & (KS_HTTP_CLI_SLOTS - 1);
+		s = bpf_map_lookup_elem(&http_cli_tab, &i);
+		if (!s)
+			return NULL; /* never: i < KS_HTTP_CLI_SLOTS */
+		owner = *(volatile __u64 *)&s->owner; /* one load */
+		if (owner == k->tgid) {
+			/* The key is read after its owner (x86 keeps loads
+			 * in order; this keeps the compiler from hoisting
+			 * them), so it is whole: it was written before the
+			 * owner was published. */
+			barrier();
+			if (http_cli_is(s, k))
+				return s;
+		} else if (!owner && !free) {
+			free = s;
+			free_i = i;
+		}
+	}
+	if (!claim)
+		return NULL;
+	/* Losing the race for a free slot, to another label set or to this
+	 * one on another CPU, is rare: a record then. */
+	if (!free || __sync_val_compare_and_swap(&free->owner, 0,
+						 KS_HTTP_CLI_CLAIMED)) {
+		count_drop(drop);
+		return NULL;
+	}
+	s = free;
+	s->key = *k;
+	/* Published with a full barrier: the key's stores come first. */
+	__sync_val_compare_and_swap(&s->owner, KS_HTTP_CLI_CLAIMED, k->tgid);
+	used = bpf_map_lookup_elem(&http_cli_used, &zero);
+	if (used)
+		__sync_fetch_and_or(&used->w[(free_i >> 6) &
+					    (KS_HTTP_CLI_SLOTS / 64 - 1)],
+				    1ULL << (free_i & 63));
+	*claimed = free_i + 1;
+	return s;
+}
+
+/* One exchange lasting ns, counted in its label set's slot. */
+static __always_inline void http_tab_add(struct ks_http_cli_slot *s, __u64 ns)
+{
+	__u32 b = http_bucket(ns); /* 0..KS_HTTP_BUCKETS - 1 */
+
+	ADD(s->val.count, 1);
+	ADD(s->val.sum_ns, ns);
+	if (b < KS_HTTP_BUCKETS)
+		ADD(s->val.bucket[b], 1);
+}
+
+/* Count one client exchange of label set k lasting ns in its slot,
+ * claimed if need be: 0, or -1 when it has none (the caller makes a
+ * record instead). */
+static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
+					__u64 ns)
+{
+	struct ks_http_cli_slot *s;
+	__u32 claimed;
+
+	s = http_tab_find(k, 1, &claimed, KS_DROP_HTTP_CLI_FULL);
+	if (!s)
+		return -1;
+	http_tab_add(s, ns);
+	return 0;
+}
+
+#define ROUTE_DIGITS 0x6469676974736964ULL /* an all-digit segment */
+#define FNV_BASIS 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+/* The hash's start, read from writable data: a value the verifier does
+ * not know, so that the hashes of a pass are not constants it would have
+ * to follow pass by pass. */
+volatile __u64 route_seed = FNV_BASIS;
+
+/*
+ * The route key of the request in h (see katascope.h): a hash of the
+ * target's path, its segments hashed one by one and an all-digit segment
+ * as one mark, so /users/1 and /users/22 share it (the agent names both
+ * /users/{id}); 0 when the agent could read the request line otherwise
+ * than the key says: a method longer than 7 bytes, a target cut by the
+ * capture, bytes the agent's parser refuses, no " HTTP/1." after the
+ * target. A global function, verified once per program (inlined at each
+ * caller, its loop was more than the verifier takes). With the slot's
+ * lookup and the scratch copy, counting an exchange this way costs about
+ * 70 ns of BPF time on the ping-pong bench, a record 140 (and the agent's
+ * work on it, 110).
+ */
+__noinline __u64 route_key(const struct req_head *h)
+{
+	__u64 hash = route_seed, seg = FNV_BASIS, w, z, nd = 2, m;
+	__u32 len, p, query = 0;
+	__u8 ch;
+
+	if (!h)
+		return 0;
+	len = h->len;
+	if (len > KS_L7_DATA)
+		return 0;
+	/* The method's length: the bytes before the first space of the
+	 * first 8, counted without a loop (one verifier path, not 7). */
+	w = *(__u64 *)h->data;
+	z = w ^ 0x2020202020202020ULL;
+	z = (z - 0x0101010101010101ULL) & ~z & 0x8080808080808080ULL;
+	if (!z)
+		return 0;
+	w = (z & -z) - 1; /* ones below the space's high bit */
+	p = (__u32)((((w >> 7) & 0x0101010101010101ULL) *
+		     0x0101010101010101ULL) >> 56); /* the space's index */
+	p++;
+	if (p >= len || h->data[p & (KS_L7_DATA - 1)] <= ' ')
+		return 0; /* an empty target */
+	/*
+	 * nd: bit 1 while the segment is empty, bit 0 once it holds a byte
+	 * that is not a digit; 0: an all-digit segment. Kept by arithmetic,
+	 * not branches: values the verifier need not follow. p wraps at the
+	 * buffer's end: a range that stays the same from pass to pass.
+	 */
+	for (; can_loop; p = (p + 1) & (KS_L7_DATA - 1)) {
+		if (!p || p >= len)
+			return 0; /* the capture ends inside the target */
+		ch = h->data[p & (KS_L7_DATA - 1)];
+		if (ch <= ' ' || ch == 0x7f) {
+			if (ch != ' ')
+				return 0; /* refused by the agent's parser */
+			break;
+		}
+		if (query)
+			continue;
+		if (ch == '?' || ch == '#') {
+			query = 1; /* not part of the route */
+			continue;
+		}
+		if (ch == '/') {
+			m = -((nd | -nd) >> 63); /* ones unless all digits */
+			hash = (hash ^ ((seg & m) | (ROUTE_DIGITS & ~m))) *
+			       0x9e3779b97f4a7c15ULL;
+			seg = FNV_BASIS;
+			nd = 2;
+			continue;
+		}
+		seg = (seg ^ ch) * FNV_PRIME;
+		/* (ch - '0') + 246 passes 255 unless ch is a digit */
+		nd = (nd & 1) | ((((__u64)(__u8)(ch - '0')) + 246) >> 8);
+	}
+	p++; /* the version after the target's space */
+	if (p + 7 > len)
+		return 0;
+#define AT(k) h->data[(p + (k)) & (KS_L7_DATA - 1)]
+	if (AT(0) != 'H' || AT(1) != 'T' || AT(2) != 'T' || AT(3) != 'P' ||
+	    AT(4) != '/' || AT(5) != '1' || AT(6) != '.')
+		return 0;
+#undef AT
+	m = -((nd | -nd) >> 63);
+	hash = (hash ^ ((seg & m) | (ROUTE_DIGITS & ~m))) *
+	       0x9e3779b97f4a7c15ULL;
+	return hash ? hash : 1;
+}
+
+/* The label set of a server exchange ending on c (status known) whose
+ * request h holds: 0, or -1 when it goes by record (see route_key). */
+static __always_inline int srv_key(const struct l7_conn *c, __u64 key,
+				   const struct req_head *h,
+				   struct ks_http_cli_key *k)
+{
+	__u64 route;
+
+	if (split_records || c->tls)
+		return -1;
+	route = route_key(h);
+	if (!route)
+		return -1;
+	k->tgid = key >> 32;
+	k->rport = c->lport;
+	k->status = c->status;
+	k->family = KS_HTTP_KEY_SERVER;
+	*(__u64 *)k->raddr = route;
+	*(__u64 *)k->method = ks_method_word(*(__u64 *)h->data);
+	return 0;
+}
+
 /* Slot's request bytes if key's read put them there, or NULL (the slot
  * was taken by a newer connection since). */
 static __always_inline struct req_head *slot_head(__u32 slot, __u64 key)
@@ -494,13 +774,23 @@ static __always_inline void put_method(struct ks_l7_event *e,
 	e->flags |= KS_L7_F_HEAD;
 }
 
-/* The record ending a server exchange, with the request's bytes when they
- * wait in its slot. The caller owns the exchange's end. */
+/*
+ * The end of a server exchange: a record, with the request's bytes when
+ * they wait in its slot. The caller owns the exchange's end. table: no
+ * exchange after this one may share its read (pipelined requests end
+ * elsewhere); then a plain one whose label set has a slot in http_cli_tab
+ * is counted there instead, and one whose label set has none claims one
+ * (its record names the slot, for the agent to learn the route).
+ */
 static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
-				     __u64 end_ns, __u32 flags, __u64 now)
+				     __u64 end_ns, __u32 flags, __u64 now,
+				     int table)
 {
+	struct ks_http_cli_key k = {};
+	struct ks_http_cli_slot *s;
 	struct ks_l7_event *e;
 	struct req_head *h;
+	__u32 claimed = 0;
 
 	if (!(c->flags & CF_HEAD_PENDING)) {
 		emit(c, key, kind, end_ns, flags, now);
@@ -513,11 +803,21 @@ static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
 		emit(c, key, kind, end_ns, flags, now);
 		return;
 	}
+	if (table && kind == KS_L7_HTTP_DONE && !flags &&
+	    !srv_key(c, key, h, &k)) {
+		s = http_tab_find(&k, 1, &claimed, KS_DROP_HTTP_SRV_FULL);
+		if (s && !claimed) {
+			http_tab_add(s, end_ns > c->req_start_ns ?
+						end_ns - c->req_start_ns : 0);
+			return;
+		}
+	}
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return;
 	fill(e, c, key, kind, end_ns, flags, now);
 	put_head(e, h);
+	e->srv.slot = claimed;
 	submit_event(e);
 }
 
@@ -576,23 +876,71 @@ static __always_inline __u64 head_word(const struct req_head *h, long ret)
 }
 
 /*
+ * server_read_next for an exchange whose label set has slot s: the read
+ * goes to a scratch buffer first, so that the slot keeps the request
+ * under way when the read is not the next request.
+ */
+static __always_inline int server_read_counted(struct l7_conn *c, __u64 key,
+					       struct req_head *h,
+					       struct ks_http_cli_slot *s,
+					       const void *buf, long ret,
+					       __u64 now)
+{
+	struct scratch *sc;
+	__u32 zero = 0;
+	long n;
+	int kind;
+
+	sc = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!sc)
+		return -1;
+	n = copy_user_head(sc->b, buf, ret);
+	if (n < 0)
+		return -1;
+	kind = is_request_start(ret < 8 ? *(__u64 *)sc->b & 0xffffffffULL :
+					  *(__u64 *)sc->b);
+	if (!kind)
+		return 0;
+	__builtin_memcpy(h->data, sc->b, KS_L7_DATA);
+	h->len = n;
+	h->total = ret;
+	if (claim_end(c, now))
+		http_tab_add(s, c->last_ns > c->req_start_ns ?
+					c->last_ns - c->req_start_ns : 0);
+	start_request(c, key, kind, h, buf, ret, now);
+	return 0;
+}
+
+/*
  * A read while a response is under way: the next request, normally, which
  * ends that response. The ending record is made first, while the slot
  * still holds the request it answers, so that the read can go to the slot
- * at once (one copy from user memory, as between exchanges). Returns 0
- * when done; -1 to take the general path.
+ * at once (one copy from user memory, as between exchanges); or, when the
+ * exchange's label set has its slot of http_cli_tab, it is counted there.
+ * No request of the slot's read is left unanswered here (pipelined
+ * requests end at the next response head), so the table may count it.
+ * Returns 0 when done; -1 to take the general path.
  */
 static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 					    const void *buf, long ret,
 					    __u64 now)
 {
+	struct ks_http_cli_key k = {};
+	struct ks_http_cli_slot *s;
 	struct ks_l7_event *e;
 	struct req_head *h;
-	int kind = 0;
+	__u32 claimed = 0;
+	int kind = 0, srv;
 
 	h = slot_head(c->head_slot, key);
 	if (!h)
 		return -1;
+	srv = !srv_key(c, key, h, &k);
+	if (srv) {
+		s = http_tab_find(&k, 0, &claimed, 0);
+		if (s)
+			return server_read_counted(c, key, h, s, buf, ret, now);
+	}
 	e = reserve_event(sizeof(*e));
 	if (!e)
 		return -1;
@@ -608,10 +956,16 @@ static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 	}
 	h->len = ret < KS_L7_DATA ? ret : KS_L7_DATA;
 	h->total = ret;
-	if (claim_end(c, now))
+	if (claim_end(c, now)) {
+		/* A label set seen for the first time: this record names
+		 * the slot its next exchanges are counted in. */
+		if (srv && http_tab_find(&k, 1, &claimed,
+					 KS_DROP_HTTP_SRV_FULL))
+			e->srv.slot = claimed;
 		submit_event(e);
-	else /* the sweep ended it, with its own record */
+	} else { /* the sweep ended it, with its own record */
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+	}
 	start_request(c, key, kind, h, buf, ret, now);
 	return 0;
 }
@@ -654,7 +1008,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 	}
 	/* The next request ends the response under way. */
 	if (c->state == ST_RESP && claim_end(c, now))
-		emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
+		emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now, 1);
 	start_request(c, key, kind, h, buf, ret, now);
 }
 
@@ -710,7 +1064,8 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 		/* A head while a response is under way: the answer to the
 		 * next of pipelined requests. */
 		if (claim_end(c, now))
-			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
+			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now,
+				 0);
 		c->flags &= ~CF_HEAD_REQ; /* its method is not known here */
 	} else if (!status) {
 		if (c->state == ST_IDLE)
@@ -725,7 +1080,8 @@ static __always_inline void server_write(struct l7_conn *c, __u64 key,
 	c->status = status;
 	c->last_ns = now;
 	if (no_body(c, status)) {
-		emit_end(c, key, KS_L7_HTTP_DONE, now, 0, now);
+		/* pipelined requests may follow: no table */
+		emit_end(c, key, KS_L7_HTTP_DONE, now, 0, now, 0);
 		c->state = ST_IDLE;
 		return;
 	}
@@ -834,118 +1190,6 @@ static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
 	submit_event(e);
 }
 
-/*
- * Plain HTTP client exchanges (without split records) are counted here,
- * not sent: the agent needs only their label set and duration, and a ring
- * record with its share of the agent's work cost about 200 ns of the 2 µs
- * budget of an exchange. Bounded; a label set that finds no slot goes by
- * ring record as before. An array, not a hash map: its lookups are
- * inlined (see katascope.h), which took handle_write_exit, where wrk's
- * exchanges end, from 423 to 332 ns per request against the Node app.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KS_HTTP_CLI_SLOTS);
-	__uint(map_flags, BPF_F_MMAPABLE); /* the agent reads and frees */
-	__type(key, __u32);
-	__type(value, struct ks_http_cli_slot);
-} http_cli_tab SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct ks_http_cli_used);
-} http_cli_used SEC(".maps");
-
-static __always_inline __u32 http_bucket(__u64 ns)
-{
-	static const __u64 bounds[KS_HTTP_BUCKETS - 1] = KS_HTTP_BOUNDS_NS;
-
-	return bucket_of(ns, bounds, KS_HTTP_BUCKETS - 1);
-}
-
-/* The label set of c's exchange, and its duration, as they stand. */
-static __always_inline __u64 http_cli_key(const struct l7_conn *c, __u64 key,
-					  __u64 end_ns,
-					  struct ks_http_cli_key *k)
-{
-	k->tgid = key >> 32;
-	k->rport = c->rport;
-	k->status = c->status;
-	k->family = c->family;
-	__builtin_memcpy(k->raddr, c->raddr, sizeof(k->raddr));
-	__builtin_memcpy(k->method, c->method8, sizeof(k->method));
-	return end_ns > c->req_start_ns ? end_ns - c->req_start_ns : 0;
-}
-
-static __always_inline int http_cli_is(const struct ks_http_cli_slot *s,
-				       const struct ks_http_cli_key *k)
-{
-	return s->key.w[0] == k->w[0] && s->key.w[1] == k->w[1] &&
-	       s->key.w[2] == k->w[2] && s->key.w[3] == k->w[3] &&
-	       s->key.w[4] == k->w[4];
-}
-
-/*
- * Count one exchange of label set k lasting ns in its slot of http_cli_tab
- * (see katascope.h): 0, or -1 when it has none and cannot claim one (the
- * caller makes a record instead).
- */
-static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
-					__u64 ns)
-{
-	struct ks_http_cli_slot *s, *free = NULL;
-	__u32 h = ks_http_cli_slot_of(k), i, n, free_i = 0, zero = 0, b;
-	struct ks_http_cli_used *used;
-	__u64 owner;
-
-#pragma unroll
-	for (n = 0; n < KS_HTTP_CLI_PROBE; n++) {
-		i = (h + n) & (KS_HTTP_CLI_SLOTS - 1);
-		s = bpf_map_lookup_elem(&http_cli_tab, &i);
-		if (!s)
-			return -1; /* never: i < KS_HTTP_CLI_SLOTS */
-		owner = *(volatile __u64 *)&s->owner; /* one load */
-		if (owner == k->tgid) {
-			/* The key is read after its owner (x86 keeps loads
-			 * in order; this keeps the compiler from hoisting
-			 * them), so it is whole: it was written before the
-			 * owner was published. */
-			barrier();
-			if (http_cli_is(s, k))
-				goto add;
-		} else if (!owner && !free) {
-			free = s;
-			free_i = i;
-		}
-	}
-	/* Losing the race for a free slot, to another label set or to this
-	 * one on another CPU, is rare: a record then. */
-	if (!free || __sync_val_compare_and_swap(&free->owner, 0,
-						 KS_HTTP_CLI_CLAIMED)) {
-		count_drop(KS_DROP_HTTP_CLI_FULL);
-		return -1;
-	}
-	s = free;
-	s->key = *k;
-	/* Published with a full barrier: the key's stores come first. */
-	__sync_val_compare_and_swap(&s->owner, KS_HTTP_CLI_CLAIMED, k->tgid);
-	used = bpf_map_lookup_elem(&http_cli_used, &zero);
-	if (used)
-		__sync_fetch_and_or(&used->w[(free_i >> 6) &
-					    (KS_HTTP_CLI_SLOTS / 64 - 1)],
-				    1ULL << (free_i & 63));
-add:
-	b = http_bucket(ns); /* 0..KS_HTTP_BUCKETS - 1 */
-	ADD(s->val.count, 1);
-	ADD(s->val.sum_ns, ns);
-	if (b < KS_HTTP_BUCKETS)
-		ADD(s->val.bucket[b], 1);
-	return 0;
-}
-
 /* The end of an HTTP client exchange: counted in http_cli_tab, or a
  * record with the request's method unless a REQUEST record carried it. */
 static __always_inline void emit_client_end(struct l7_conn *c, __u64 key,
@@ -972,17 +1216,6 @@ static __always_inline void emit_client_end(struct l7_conn *c, __u64 key,
 	fill(e, c, key, kind, end_ns, flags, now);
 	put_method(e, c);
 	submit_event(e);
-}
-
-/* The first 8 bytes of a request line (little-endian) cut before the
- * space that ends its method: "GET /use" -> "GET". */
-static __always_inline __u64 method_only(__u64 w)
-{
-	__u64 t = w ^ 0x2020202020202020ULL;
-	__u64 z = (t - 0x0101010101010101ULL) & ~t & 0x8080808080808080ULL;
-
-	/* z's lowest set bit is the high bit of the first space byte. */
-	return z ? w & (((z & -z) >> 7) - 1) : w;
 }
 
 static __always_inline void client_write(struct l7_conn *c, __u64 key,
@@ -1023,7 +1256,7 @@ static __always_inline void client_write(struct l7_conn *c, __u64 key,
 		/* All user space needs of an HTTP request is its method:
 		 * it rides on the record that ends the exchange, or names
 		 * its label set (method_only). */
-		*(__u64 *)c->method8 = method_only(*(__u64 *)b);
+		*(__u64 *)c->method8 = ks_method_word(*(__u64 *)b);
 		return;
 	}
 	if (a->op == IO_WRITEV && cnt > 1)
@@ -1124,13 +1357,14 @@ static __always_inline void end_under_way(struct l7_conn *c, __u64 key)
 	if (c->role == ROLE_CLIENT && c->state == ST_REQ)
 		emit_client_end(c, key, KS_L7_CLIENT_ABORTED, now, 0, now);
 	else if (c->state == ST_REQ)
-		emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now);
+		emit_end(c, key, KS_L7_HTTP_ABORTED, now, 0, now, 0);
 	else if (c->state == ST_RESP && claim_end(c, now)) {
 		if (c->role == ROLE_CLIENT)
 			emit_client_end(c, key, KS_L7_CLIENT_DONE, c->last_ns,
 					0, now);
 		else
-			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
+			emit_end(c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now,
+				 1);
 	}
 }
 

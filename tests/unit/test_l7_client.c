@@ -987,12 +987,12 @@ static void test_http_client_folded(void)
 	v.sum_ns = 30 * MS;
 	v.bucket[1] = 2; /* <= 10 ms */
 	v.bucket[3] = 1; /* <= 50 ms */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 3);
 	CHECK(NEAR(h.sum, 0.030));
 	/* The same counters again: nothing new. */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  3);
@@ -1000,7 +1000,7 @@ static void test_http_client_folded(void)
 	v.count = 5;
 	v.sum_ns += 8 * MS;
 	v.bucket[0] = 2;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 5);
 	CHECK(NEAR(h.sum, 0.038));
@@ -1009,28 +1009,28 @@ static void test_http_client_folded(void)
 	w.count = 1;
 	w.sum_ns = 60 * MS;
 	w.bucket[4] = 1; /* <= 75 ms */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 6, &k, &w), 0);
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 6, &k, &w, 0), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 6);
 	CHECK(NEAR(h.sum, 0.098));
 	/* A method of all 8 bytes, and another status: their own series. */
 	cli_key(&k2, 77, "PROPFIND", 404);
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 7, &k2, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 7, &k2, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC,
 		       V("app", "PROPFIND", "10.1.2.3", "8080", "404"))
 			  .count,
 		  5);
 	/* An unknown or unmonitored process: released, not counted. */
 	cli_key(&k2, 78, "GET", 200);
-	CHECK_INT(l7_fold_http_client(f.l, NULL, 8, &k2, &v), 1);
+	CHECK_INT(l7_fold_http_client(f.l, NULL, 8, &k2, &v, 0), 1);
 	entry(&off, "quiet", 0);
-	CHECK_INT(l7_fold_http_client(f.l, &off, 8, &k2, &v), 1);
+	CHECK_INT(l7_fold_http_client(f.l, &off, 8, &k2, &v, 0), 1);
 	CHECK_INT(find(f.r, HTTPC, V("quiet", "GET", "10.1.2.3", "8080", "200"))
 			  .n,
 		  0);
 	/* A slot out of range is ignored (and kept). */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, KS_HTTP_CLI_SLOTS, &k, &v),
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, KS_HTTP_CLI_SLOTS, &k, &v, 0),
 		  0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
@@ -1042,28 +1042,37 @@ static void test_http_client_folded(void)
 	gone.exit_ns = 1;
 	v.count = 6;
 	v.bucket[0] = 3;
-	CHECK_INT(l7_fold_http_client(f.l, &gone, 5, &k, &v), 1);
+	CHECK_INT(l7_fold_http_client(f.l, &gone, 5, &k, &v, 0), 1);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  7);
-	memset(&v, 0, sizeof(v));
-	v.count = 1;
-	v.bucket[2] = 1;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	/* Its last fold, after the release: an exchange that matched the
+	 * slot just before it is counted too. */
+	v.count = 7;
+	v.bucket[0] = 4;
+	CHECK_INT(l7_fold_http_client(f.l, &gone, 5, &k, &v, 1), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  8);
+	memset(&v, 0, sizeof(v));
+	v.count = 1;
+	v.bucket[2] = 1;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  9);
 	/* A slot released by an unmonitored process and taken again by a
 	 * monitored one: counted from zero, not from what was seen. */
 	cli_key(&k2, 79, "DELETE", 204);
 	memset(&w, 0, sizeof(w));
 	w.count = 4;
 	w.bucket[0] = 4;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w), 0);
-	CHECK_INT(l7_fold_http_client(f.l, &off, 9, &k2, &w), 1);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w, 0), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &off, 9, &k2, &w, 0), 1);
+	CHECK_INT(l7_fold_http_client(f.l, &off, 9, &k2, &w, 1), 0);
 	w.count = 1;
 	w.bucket[0] = 1;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w, 0), 0);
 	CHECK_INT(find(f.r, HTTPC,
 		       V("app", "DELETE", "10.1.2.3", "8080", "204"))
 			  .count,
@@ -1074,20 +1083,22 @@ static void test_http_client_folded(void)
 		struct ks_http_cli_val one = {.count = 1, .bucket = {1}};
 
 		cli_key(&k2, 1000 + i, "PUT", 201);
-		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one), 0);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one), 1);
-		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one), 0);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one), 1);
+		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one, 0), 0);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 0), 1);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 1), 0);
+		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one, 0), 0);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 0), 1);
+		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 1), 0);
 	}
 	CHECK_INT(find(f.r, HTTPC, V("app", "PUT", "10.1.2.3", "8080", "201"))
 			  .count,
 		  2 * (KS_HTTP_CLI_SLOTS - 16));
 	v.count = 2;
 	v.bucket[2] = 2;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
-		  9);
+		  10);
 	teardown(&f);
 }
 
