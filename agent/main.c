@@ -113,7 +113,7 @@ static void maybe_runtime(struct agent *a, int pid, const char *path)
 			rt = runtime_of(exe);
 	}
 	if (rt != RT_NODE)
-		probes_node_unwatch(a->probes, pid);
+		probes_node_unwatch(a->probes, pid, 0);
 	if (rt == RT_NONE || n <= 0 || stat(link, &want))
 		return;
 	/* A path that outlives the process: the binary's own path when it
@@ -173,7 +173,7 @@ static int on_event(void *ctx, void *data, size_t len)
 				fk->comm);
 		break;
 	case KS_EV_EXIT:
-		probes_node_unwatch(a->probes, (int)h->pid);
+		probes_node_unwatch(a->probes, (int)h->pid, 1);
 		e = proctab_get(a->procs, (int)h->pid);
 		if (e)
 			e->exit_ns = h->ts_ns ? h->ts_ns : mono_ns();

@@ -53,6 +53,7 @@ struct probes {
 	int nnode_bins;
 	int ngc_bins; /* ... of which with the GC uprobes attached */
 	int nwatched; /* node processes in node_loops */
+	int nretired; /* exited ones still there (probes_node_unwatch) */
 	/* epoll wait tracepoints (enter, exit) per KS_WAIT_* bit, while
 	 * nwatched; those no watched loop uses are detached once learned */
 	struct bpf_link *loop_links[3][2];
@@ -868,6 +869,11 @@ int probes_node_watch(struct probes *p, pid_t tgid)
 		return -ENOTSUP;
 	fd = bpf_map__fd(p->node->maps.node_loops);
 	existed = !bpf_map_lookup_elem(fd, &key, &old);
+	if (existed && old.retired) { /* an exited process's: pid reused */
+		existed = 0;
+		p->nretired--;
+		memset(&old, 0, sizeof(old));
+	}
 	/* Reset on a second exec: the old image's last wait is not the
 	 * start of the new one's busy time. The counters go on, from the
 	 * process's stats when it was watched before. */
@@ -899,7 +905,7 @@ int probes_node_watch(struct probes *p, pid_t tgid)
 	return !existed;
 }
 
-void probes_node_unwatch(struct probes *p, pid_t tgid)
+void probes_node_unwatch(struct probes *p, pid_t tgid, int exited)
 {
 	uint32_t key = (uint32_t)tgid;
 	struct ks_pid_stats st;
@@ -909,16 +915,26 @@ void probes_node_unwatch(struct probes *p, pid_t tgid)
 	if (!p->node || !p->nwatched)
 		return;
 	fd = bpf_map__fd(p->node->maps.node_loops);
-	if (bpf_map_lookup_elem(fd, &key, &l))
+	if (bpf_map_lookup_elem(fd, &key, &l) || l.retired)
 		return; /* not a watched process */
-	/* Its last counters stay with the process's stats until those are
-	 * reaped (an exited process's are folded once more). */
-	if (bpf_map_lookup_elem(p->pid_stats_fd, &key, &st))
-		memset(&st, 0, sizeof(st));
-	loop_to_stats(&l, &st);
-	bpf_map_update_elem(p->pid_stats_fd, &key, &st, BPF_ANY);
-	if (bpf_map_delete_elem(fd, &key))
-		return;
+	if (exited) {
+		/* Nothing updates its entry any more: it stays, read with
+		 * the process's stats, until those are forgotten. */
+		l.retired = 1;
+		if (bpf_map_update_elem(fd, &key, &l, BPF_EXIST))
+			return;
+		p->nretired++;
+	} else {
+		/* It goes on as another program: its counters so far go to
+		 * its stats (a kernel add to those between this read and
+		 * the write is lost: a rare path, exec of non-Node). */
+		if (bpf_map_lookup_elem(p->pid_stats_fd, &key, &st))
+			memset(&st, 0, sizeof(st));
+		loop_to_stats(&l, &st);
+		bpf_map_update_elem(p->pid_stats_fd, &key, &st, BPF_ANY);
+		if (bpf_map_delete_elem(fd, &key))
+			return;
+	}
 	if (--p->nwatched == 0) {
 		detach_loop(p, KS_WAIT_ALL, "no node process left", 0);
 		p->loop_learn_ns = 0;
@@ -979,7 +995,7 @@ void probes_node_prune(struct probes *p)
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &v))
+		if (bpf_map_lookup_elem(fd, &key, &v) || v.retired)
 			continue;
 		w = v.waits_seen ? v.waits_seen : blocked_in_wait(key);
 		if (!w)
@@ -1355,7 +1371,7 @@ static int read_pid_entries(struct probes *p, pid_stats_fn fn, void *arg)
 			struct ks_pid_stats *st = &p->ps_vals[i];
 			uint32_t key = p->ps_keys[i];
 
-			if (p->node && p->nwatched &&
+			if (p->node && (p->nwatched || p->nretired) &&
 			    !bpf_map_lookup_elem(
 				    bpf_map__fd(p->node->maps.node_loops),
 				    &key, &loop))
@@ -1402,6 +1418,14 @@ int probes_forget_pid(struct probes *p, uint32_t tgid)
 		__atomic_compare_exchange_n(&s->tgid, &owner,
 					    tgid | KS_SCHED_DEAD, 0,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
+	if (p->node && p->nretired) {
+		int fd = bpf_map__fd(p->node->maps.node_loops);
+		struct ks_node_loop l;
+
+		if (!bpf_map_lookup_elem(fd, &tgid, &l) && l.retired &&
+		    !bpf_map_delete_elem(fd, &tgid))
+			p->nretired--;
 	}
 	return bpf_map_delete_elem(p->pid_stats_fd, &tgid);
 }

@@ -117,10 +117,12 @@ int probes_node_attach(struct probes *p, const char *binary_path);
  * process (1 if new, 0 if it was watched: its state is reset, e.g. after a
  * second exec; -errno), attaching the epoll tracepoints with the first
  * one; unwatch removes it (exit, or exec of something else), detaching
- * them with the last one.
+ * them with the last one. An exited process's counters stay in the
+ * kernel's map, read with its stats, until probes_forget_pid: written
+ * back into pid_stats they could overwrite the kernel's last adds there.
  */
 int probes_node_watch(struct probes *p, pid_t tgid);
-void probes_node_unwatch(struct probes *p, pid_t tgid);
+void probes_node_unwatch(struct probes *p, pid_t tgid, int exited);
 /* Once every watched loop has waited for a while, detach the tracepoints
  * of the wait syscalls none of them uses (other programs' epoll_wait need
  * not run a program). Called every refresh. */

@@ -387,7 +387,8 @@ struct ks_node_loop {
 	__u64 wait_enter; /* 0 when not inside an epoll wait */
 	__u64 wait_exit; /* last return from one; 0 before the first seen */
 	__u32 waits_seen; /* KS_WAIT_* bits: the wait syscalls it used */
-	__u32 pad;
+	__u32 retired; /* set by the agent: the process exited, its last
+			* counters wait here for their last fold */
 	__u64 busy_ns; /* as ks_pid_stats.loop_busy_ns ... */
 	__u64 idle_ns;
 	__u64 busy_sum_ns;

@@ -50,10 +50,15 @@ static __always_inline struct ks_node_loop *main_loop(__u32 *tgid)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
+	struct ks_node_loop *l;
+
 	*tgid = id >> 32;
 	if ((__u32)id != *tgid)
 		return NULL;
-	return bpf_map_lookup_elem(&node_loops, tgid);
+	l = bpf_map_lookup_elem(&node_loops, tgid);
+	/* An exited process's, kept for its last fold: not a new process
+	 * that has its pid. */
+	return l && !l->retired ? l : NULL;
 }
 
 static __always_inline int wait_enter(__u32 syscall_bit)
