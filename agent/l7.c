@@ -32,9 +32,6 @@ static const double http_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
 /* Folds (500 ms apart) a server slot of the kernel's table waits for the
  * record naming its route before its counts go to the unmatched. */
 #define SRV_DESC_WAIT 10
-/* Folds (a minute) after which a server slot that did not grow is freed:
- * paths without ids (/people/NAME) would hold slots for good. */
-#define SRV_IDLE_FOLDS 120
 
 struct pending_req {
 	char method[16];
@@ -531,7 +528,7 @@ static int fold_server(struct l7 *l, const struct proc_entry *e,
 		d->idle++;
 	/* Released when its process exited, or after a minute without
 	 * growth: the slot may serve another label set. */
-	d->released = e->exit_ns || d->idle >= SRV_IDLE_FOLDS;
+	d->released = e->exit_ns || d->idle >= L7_IDLE_FOLDS;
 	return d->released;
 }
 

@@ -102,6 +102,7 @@ struct l7_client {
 	 * http_cli_tab (KS_HTTP_CLI_SLOTS, allocated on first use); zero
 	 * for a slot released or never folded. */
 	struct ks_http_cli_val *seen;
+	uint16_t *idle; /* per slot: folds in a row without growth */
 };
 
 struct l7_client *l7_client_new(struct metric_registry *reg,
@@ -166,6 +167,7 @@ void l7_client_free(struct l7_client *c)
 	free(c->pending);
 	free(c->memo);
 	free(c->seen);
+	free(c->idle);
 	free(c);
 }
 
@@ -748,15 +750,18 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 
 	if (slot >= KS_HTTP_CLI_SLOTS)
 		return 0;
-	if (!c->seen) {
+	if (!c->seen)
 		c->seen = calloc(KS_HTTP_CLI_SLOTS, sizeof(*c->seen));
-		if (!c->seen)
-			return 0; /* folded at a later refresh */
-	}
+	if (!c->idle)
+		c->idle = calloc(KS_HTTP_CLI_SLOTS, sizeof(*c->idle));
+	if (!c->seen || !c->idle)
+		return 0; /* folded at a later refresh */
 	last = &c->seen[slot];
 	if (!e || !e->monitored) {
-		if (final)
+		if (final) {
 			memset(last, 0, sizeof(*last));
+			c->idle[slot] = 0;
+		}
 		return !final;
 	}
 	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
@@ -788,7 +793,11 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 	*last = *v;
 	if (final) {
 		memset(last, 0, sizeof(*last));
+		c->idle[slot] = 0;
 		return 0;
 	}
-	return e->exit_ns ? 1 : 0;
+	c->idle[slot] = n ? 0 : (uint16_t)(c->idle[slot] + 1);
+	/* Released when its process exited, or after a minute without
+	 * growth: the slot may serve another label set. */
+	return e->exit_ns || c->idle[slot] >= L7_IDLE_FOLDS;
 }

@@ -34,11 +34,15 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
  * fold slot `slot`, holding label set k with counters v, adding to
  * http_client_request_duration_seconds what they grew by since the slot's
  * last fold. e: its process (NULL: unknown). Returns 1 when the slot is of
- * no more use (its process is unknown, not monitored, or exited): the
- * caller releases it in the kernel and passes it once more, final set;
+ * no more use (its process is unknown, not monitored, or exited; or it did
+ * not grow for L7_IDLE_FOLDS folds, so that another label set may have
+ * it): the caller releases it in the kernel and passes it once more, final
+ * set;
  * then the counters seen last are forgotten, so the slot's next label set
  * counts from zero.
  */
+#define L7_IDLE_FOLDS 120 /* folds (500 ms apart) of a slot without growth
+			   * before it is released: a minute */
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 			uint32_t slot, const struct ks_http_cli_key *k,
 			const struct ks_http_cli_val *v, int final);

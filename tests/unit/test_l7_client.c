@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "l7.h"
+#include "l7_client.h"
 #include "log.h"
 #include "queries.h"
 
@@ -1099,6 +1100,18 @@ static void test_http_client_folded(void)
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  10);
+	/* A minute of folds without growth: released for another label set
+	 * (a process calling ever new servers would hold slots for good);
+	 * the call that came just before the release still counts. */
+	for (i = 1; i < L7_IDLE_FOLDS; i++)
+		CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 1);
+	v.count++;
+	v.bucket[2]++;
+	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 1), 0);
+	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
+			  .count,
+		  11);
 	teardown(&f);
 }
 
