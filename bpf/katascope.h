@@ -95,8 +95,10 @@ struct ks_tcp_close_event {
  * where its response ends: the last byte written (server) or read (client)
  * before the next request, the close, or a second of silence (the idle
  * sweep); a body-less response (101, 204, 304, HEAD) ends with its head.
- * One record per exchange, its end, carrying the request's first bytes
- * (two with split records: the request's first, see KS_L7_F_HEAD).
+ * At most one record per exchange, its end, carrying the request's first
+ * bytes (two with split records: the request's first, see KS_L7_F_HEAD);
+ * none for a plain HTTP exchange the kernel counts itself (see "HTTP
+ * exchanges counted in the kernel" below).
  */
 #define KS_L7_DATA 256
 
