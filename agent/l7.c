@@ -51,7 +51,7 @@ struct srv_slot {
 	uint16_t port, status;
 	uint64_t method_word; /* ks_method_word of the request */
 	struct pending_req req;
-	struct ks_http_cli_val last;
+	struct ks_http_val last;
 };
 
 /* The requests of one connection awaiting their responses, in order. */
@@ -78,7 +78,7 @@ struct l7 {
 	struct metric_family *routes_collapsed;
 	struct metric_family *unmatched, *unparsed;
 	struct pending *pending;
-	struct srv_slot **srv; /* KS_HTTP_CLI_SLOTS, allocated when used */
+	struct srv_slot **srv; /* KS_HTTP_SLOTS, allocated when used */
 	struct guard_slot *guards[MAX_GUARDS];
 	unsigned nguards;
 	struct ks_num_str port, status; /* of the last end record */
@@ -104,7 +104,7 @@ struct l7 *l7_new(struct metric_registry *reg, struct queries *q)
 		return NULL;
 	l->reg = reg;
 	l->pending = calloc(PENDING_SLOTS, sizeof(*l->pending));
-	l->srv = calloc(KS_HTTP_CLI_SLOTS, sizeof(*l->srv));
+	l->srv = calloc(KS_HTTP_SLOTS, sizeof(*l->srv));
 	l->client = l7_client_new(reg, q);
 	l->http_dur = metric_family_new(
 		reg, "http_server_request_duration_seconds", METRIC_HISTOGRAM,
@@ -152,7 +152,7 @@ void l7_free(struct l7 *l)
 		return;
 	for (i = 0; i < l->nguards; i++)
 		free(l->guards[i]);
-	for (i = 0; l->srv && i < KS_HTTP_CLI_SLOTS; i++)
+	for (i = 0; l->srv && i < KS_HTTP_SLOTS; i++)
 		free(l->srv[i]);
 	free(l->srv);
 	l7_client_free(l->client);
@@ -390,7 +390,7 @@ static void srv_describe(struct l7 *l, const struct ks_l7_event *ev)
 	struct srv_slot *d;
 	uint64_t w;
 
-	if (i >= KS_HTTP_CLI_SLOTS)
+	if (i >= KS_HTTP_SLOTS)
 		return;
 	d = l->srv[i];
 	if (!d) {
@@ -422,7 +422,7 @@ static void srv_forget(struct l7 *l, uint32_t slot)
 
 /* Is d what the record said of the label set k now in its slot? */
 static bool srv_matches(const struct srv_slot *d,
-			const struct ks_http_cli_key *k)
+			const struct ks_http_key *k)
 {
 	uint64_t mw;
 
@@ -435,8 +435,8 @@ static bool srv_matches(const struct srv_slot *d,
  * unparsed and unmatched counts when its request did not parse). */
 static uint64_t srv_fold_growth(struct l7 *l, const struct proc_entry *e,
 				struct srv_slot *d,
-				const struct ks_http_cli_key *k,
-				const struct ks_http_cli_val *v)
+				const struct ks_http_key *k,
+				const struct ks_http_val *v)
 {
 	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
 	const char *sv[] = { e->service };
@@ -473,7 +473,7 @@ static uint64_t srv_fold_growth(struct l7 *l, const struct proc_entry *e,
 
 /* A server slot's requests that no record named, as unmatched. */
 static void srv_unnamed(struct l7 *l, const struct proc_entry *e,
-			struct srv_slot *d, const struct ks_http_cli_val *v)
+			struct srv_slot *d, const struct ks_http_val *v)
 {
 	const char *sv[] = { e->service };
 	uint64_t n = v->count >= d->last.count ? v->count - d->last.count : 0;
@@ -485,10 +485,10 @@ static void srv_unnamed(struct l7 *l, const struct proc_entry *e,
 	d->last = *v;
 }
 
-/* Fold a server slot's growth (see l7_fold_http_client). */
+/* Fold a server slot's growth (see l7_fold_http_slot). */
 static int fold_server(struct l7 *l, const struct proc_entry *e,
-		       uint32_t slot, const struct ks_http_cli_key *k,
-		       const struct ks_http_cli_val *v, int final)
+		       uint32_t slot, const struct ks_http_key *k,
+		       const struct ks_http_val *v, int final)
 {
 	struct srv_slot *d = l->srv[slot];
 
@@ -563,11 +563,11 @@ void l7_set_spans(struct l7 *l, struct spans *s)
 	l7_client_set_spans(l->client, l->spans);
 }
 
-int l7_fold_http_client(struct l7 *l, const struct proc_entry *e,
-			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v, int final)
+int l7_fold_http_slot(struct l7 *l, const struct proc_entry *e,
+			uint32_t slot, const struct ks_http_key *k,
+			const struct ks_http_val *v, int final)
 {
-	if (slot >= KS_HTTP_CLI_SLOTS)
+	if (slot >= KS_HTTP_SLOTS)
 		return 0;
 	if (k->family == KS_HTTP_KEY_SERVER)
 		return fold_server(l, e, slot, k, v, final);

@@ -5,7 +5,7 @@
  * timestamps) carrying the first bytes of the request's head (two with
  * split records: the request's, then its end), or counts the exchange
  * itself in a slot of its table once a record named the slot's route
- * (l7_fold_http_client). This file pairs requests and ends by connection,
+ * (l7_fold_http_slot). This file pairs requests and ends by connection,
  * parses the head with l7_http, normalizes the
  * route (route.h, plus a per-service cardinality guard) and observes
  * http_server_request_duration_seconds. With l7_set_spans() it also hands
@@ -40,10 +40,10 @@ void l7_stats(const struct l7 *l, struct l7_stats *out);
  * the record that claimed the slot named. Returns 1 when the slot is to
  * be released (its process is gone or not monitored; a server's idle for
  * a minute); final: the slot's last fold after its release (see
- * probes_read_http_clients), after which it is forgotten. */
-int l7_fold_http_client(struct l7 *l, const struct proc_entry *e,
-			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v, int final);
+ * probes_read_http_counts), after which it is forgotten. */
+int l7_fold_http_slot(struct l7 *l, const struct proc_entry *e,
+			uint32_t slot, const struct ks_http_key *k,
+			const struct ks_http_val *v, int final);
 /* Build spans of the exchanges too (NULL or disabled: do not). */
 void l7_set_spans(struct l7 *l, struct spans *s);
 

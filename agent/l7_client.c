@@ -99,9 +99,9 @@ struct l7_client {
 	struct ks_num_str peer_port;
 	struct ks_num_str status; /* of the last HTTP response */
 	/* The kernel's HTTP client counters as last folded, per slot of
-	 * http_cli_tab (KS_HTTP_CLI_SLOTS, allocated on first use); zero
+	 * http_tab (KS_HTTP_SLOTS, allocated on first use); zero
 	 * for a slot released or never folded. */
-	struct ks_http_cli_val *seen;
+	struct ks_http_val *seen;
 	uint16_t *idle; /* per slot: folds in a row without growth */
 };
 
@@ -730,7 +730,7 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 /* ---- HTTP calls counted in the kernel ---------------------------------- */
 
 /* The method's bytes as a string (they are zero-padded, or fill 8). */
-static void method_str(const struct ks_http_cli_key *k, char out[9])
+static void method_str(const struct ks_http_key *k, char out[9])
 {
 	size_t i;
 
@@ -740,20 +740,20 @@ static void method_str(const struct ks_http_cli_key *k, char out[9])
 }
 
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
-			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v, int final)
+			uint32_t slot, const struct ks_http_key *k,
+			const struct ks_http_val *v, int final)
 {
 	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
 	char method[9], addr[INET6_ADDRSTRLEN], port[8], status[8];
-	struct ks_http_cli_val *last;
+	struct ks_http_val *last;
 	unsigned i;
 
-	if (slot >= KS_HTTP_CLI_SLOTS)
+	if (slot >= KS_HTTP_SLOTS)
 		return 0;
 	if (!c->seen)
-		c->seen = calloc(KS_HTTP_CLI_SLOTS, sizeof(*c->seen));
+		c->seen = calloc(KS_HTTP_SLOTS, sizeof(*c->seen));
 	if (!c->idle)
-		c->idle = calloc(KS_HTTP_CLI_SLOTS, sizeof(*c->idle));
+		c->idle = calloc(KS_HTTP_SLOTS, sizeof(*c->idle));
 	if (!c->seen || !c->idle)
 		return 0; /* folded at a later refresh */
 	last = &c->seen[slot];

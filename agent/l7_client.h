@@ -30,7 +30,7 @@ void l7_client_set_spans(struct l7_client *c, struct spans *s);
 void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 			const struct ks_l7_event *ev);
 /*
- * Plain HTTP calls are counted in the kernel (katascope.h, http_cli_tab):
+ * Plain HTTP calls are counted in the kernel (katascope.h, http_tab):
  * fold slot `slot`, holding label set k with counters v, adding to
  * http_client_request_duration_seconds what they grew by since the slot's
  * last fold. e: its process (NULL: unknown). Returns 1 when the slot is of
@@ -44,7 +44,7 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
 #define L7_IDLE_FOLDS 120 /* folds (500 ms apart) of a slot without growth
 			   * before it is released: a minute */
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
-			uint32_t slot, const struct ks_http_cli_key *k,
-			const struct ks_http_cli_val *v, int final);
+			uint32_t slot, const struct ks_http_key *k,
+			const struct ks_http_val *v, int final);
 
 #endif

@@ -214,14 +214,14 @@ static void fold_one(uint32_t tgid, const struct ks_pid_stats *st, void *arg)
 	telemetry_fold_pid(a->tel, e, st);
 }
 
-static int fold_http_client(uint32_t slot, const struct ks_http_cli_key *k,
-			    const struct ks_http_cli_val *v, int final,
+static int fold_http_slot(uint32_t slot, const struct ks_http_key *k,
+			    const struct ks_http_val *v, int final,
 			    void *arg)
 {
 	struct agent *a = arg;
 
 	/* As for a record: a process not known yet is read from /proc. */
-	return l7_fold_http_client(a->l7,
+	return l7_fold_http_slot(a->l7,
 				   proctab_lookup(a->procs, (int)k->tgid), slot,
 				   k, v, final);
 }
@@ -498,7 +498,7 @@ static void run(struct agent *a)
 			/* HTTP calls counted in the kernel, the ones the sweep
 			 * just ended too: in /metrics within 2 s whatever
 			 * --refresh-ms says. */
-			probes_read_http_clients(a->probes, fold_http_client,
+			probes_read_http_counts(a->probes, fold_http_slot,
 						 a);
 		}
 		profiler_tick(a->profiler, a->procs, mono_ns());

@@ -41,9 +41,9 @@ struct probes {
 	uint32_t *ps_keys; /* PID_STATS_BATCH each, for batch reads */
 	struct ks_pid_stats *ps_vals;
 	struct l7_bpf *l7;
-	/* l7.bpf.c's http_cli_tab, mapped (NULL without the l7 group) */
-	struct ks_http_cli_slot *http_cli_tab;
-	struct ks_http_cli_used *http_cli_used; /* mapped too */
+	/* l7.bpf.c's http_tab, mapped (NULL without the l7 group) */
+	struct ks_http_slot *http_tab;
+	struct ks_http_used *http_tab_used; /* mapped too */
 	struct profile_bpf *profile;
 	struct pgusdt_bpf *pg;
 	struct stat pg_bins[16]; /* postgres binaries attached (dev, ino) */
@@ -345,12 +345,12 @@ static void open_l7(struct probes *p, pid_t self,
 		    p->l7->rodata->ncpus = (uint32_t)p->ncpus);
 	if (!ok)
 		return;
-	p->http_cli_tab = map_shared(g, p->l7->maps.http_cli_tab,
-				     sizeof(struct ks_http_cli_slot) *
-					     KS_HTTP_CLI_SLOTS);
-	p->http_cli_used = map_shared(g, p->l7->maps.http_cli_used,
-				      sizeof(struct ks_http_cli_used));
-	if (!p->http_cli_tab || !p->http_cli_used)
+	p->http_tab = map_shared(g, p->l7->maps.http_tab,
+				     sizeof(struct ks_http_slot) *
+					     KS_HTTP_SLOTS);
+	p->http_tab_used = map_shared(g, p->l7->maps.http_tab_used,
+				      sizeof(struct ks_http_used));
+	if (!p->http_tab || !p->http_tab_used)
 		return;
 	attach_all(p, p->l7->obj, g);
 }
@@ -1215,11 +1215,11 @@ void probes_close(struct probes *p)
 	pgusdt_bpf__destroy(p->pg);
 	node_bpf__destroy(p->node);
 	profile_bpf__destroy(p->profile);
-	if (p->http_cli_tab)
-		munmap(p->http_cli_tab,
-		       sizeof(struct ks_http_cli_slot) * KS_HTTP_CLI_SLOTS);
-	if (p->http_cli_used)
-		munmap(p->http_cli_used, sizeof(struct ks_http_cli_used));
+	if (p->http_tab)
+		munmap(p->http_tab,
+		       sizeof(struct ks_http_slot) * KS_HTTP_SLOTS);
+	if (p->http_tab_used)
+		munmap(p->http_tab_used, sizeof(struct ks_http_used));
 	l7_bpf__destroy(p->l7);
 	if (p->sched_tab)
 		munmap(p->sched_tab,
@@ -1431,17 +1431,17 @@ int probes_forget_pid(struct probes *p, uint32_t tgid)
 }
 
 /*
- * A slot released at the last read (KS_HTTP_CLI_DEAD), once its last
+ * A slot released at the last read (KS_HTTP_DEAD), once its last
  * counts were read: every exchange that matched it before then has long
  * ended, none matches it since. Zeroed before it is free to claim, its
  * owner last.
  */
-static void http_cli_free(struct probes *p, uint32_t slot)
+static void http_slot_free(struct probes *p, uint32_t slot)
 {
-	struct ks_http_cli_slot *s = &p->http_cli_tab[slot];
+	struct ks_http_slot *s = &p->http_tab[slot];
 	int i;
 
-	__atomic_fetch_and(&p->http_cli_used->w[slot / 64],
+	__atomic_fetch_and(&p->http_tab_used->w[slot / 64],
 			   ~(1ULL << (slot % 64)), __ATOMIC_SEQ_CST);
 
 	ZERO(s->val.count);
@@ -1453,25 +1453,25 @@ static void http_cli_free(struct probes *p, uint32_t slot)
 	__atomic_store_n(&s->owner, 0, __ATOMIC_RELEASE);
 }
 
-int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
+int probes_read_http_counts(struct probes *p, http_count_fn fn, void *arg)
 {
-	struct ks_http_cli_slot *s;
-	struct ks_http_cli_key k;
-	struct ks_http_cli_val v;
+	struct ks_http_slot *s;
+	struct ks_http_key k;
+	struct ks_http_val v;
 	uint64_t owner, bits;
 	uint32_t i, w;
 	int j, n = 0, dead;
 
-	if (!p->http_cli_tab || !p->groups[PG_L7].attached)
+	if (!p->http_tab || !p->groups[PG_L7].attached)
 		return 0;
-	for (w = 0; w < KS_HTTP_CLI_SLOTS / 64; w++)
-	for (bits = __atomic_load_n(&p->http_cli_used->w[w], __ATOMIC_ACQUIRE);
+	for (w = 0; w < KS_HTTP_SLOTS / 64; w++)
+	for (bits = __atomic_load_n(&p->http_tab_used->w[w], __ATOMIC_ACQUIRE);
 	     bits; bits &= bits - 1) {
 		i = w * 64 + (uint32_t)__builtin_ctzll(bits);
-		s = &p->http_cli_tab[i];
+		s = &p->http_tab[i];
 		owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
-		dead = (owner & KS_HTTP_CLI_DEAD) != 0;
-		if (!owner || owner == KS_HTTP_CLI_CLAIMED)
+		dead = (owner & KS_HTTP_DEAD) != 0;
+		if (!owner || owner == KS_HTTP_CLAIMED)
 			continue;
 		/* The key stays as published while the slot is held. */
 		for (j = 0; j < 5; j++)
@@ -1482,13 +1482,13 @@ int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg)
 			v.bucket[j] = LOAD(s->val.bucket[j]);
 		if (dead) { /* released at the last read: its last counts */
 			fn(i, &k, &v, 1, arg);
-			http_cli_free(p, i);
+			http_slot_free(p, i);
 			continue;
 		}
 		/* Released now, freed at the next read. */
 		if (fn(i, &k, &v, 0, arg))
 			__atomic_compare_exchange_n(&s->owner, &owner,
-						    owner | KS_HTTP_CLI_DEAD, 0,
+						    owner | KS_HTTP_DEAD, 0,
 						    __ATOMIC_RELAXED,
 						    __ATOMIC_RELAXED);
 		n++;

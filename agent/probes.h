@@ -82,17 +82,17 @@ int probes_read_pid_stats(struct probes *p, pid_stats_fn fn, void *arg);
 /* Drop a process's figures once its last ones have been folded: its
  * pid_stats entry now, its sched_tab slot at the next read. */
 int probes_forget_pid(struct probes *p, uint32_t tgid);
-/* Calls fn for every held slot of the kernel's HTTP counters (http_cli_tab,
+/* Calls fn for every held slot of the kernel's HTTP counters (http_tab,
  * katascope.h) and releases the slots for which it returns nonzero. A
  * released slot is passed once more at the next call, with final set and
  * the counters as they ended (an exchange that matched the slot just
  * before its release may have added to them), and then freed. Returns the
  * slots read (0 without the l7 group). A slot's counters only grow until
  * it is freed. */
-typedef int (*http_cli_fn)(uint32_t slot, const struct ks_http_cli_key *k,
-			   const struct ks_http_cli_val *v, int final,
+typedef int (*http_count_fn)(uint32_t slot, const struct ks_http_key *k,
+			   const struct ks_http_val *v, int final,
 			   void *arg);
-int probes_read_http_clients(struct probes *p, http_cli_fn fn, void *arg);
+int probes_read_http_counts(struct probes *p, http_count_fn fn, void *arg);
 void probes_read_drops(struct probes *p, uint64_t out[KS_DROP_MAX]);
 const struct probe_group *probes_groups(struct probes *p, int *n);
 /* The profile maps (-1 when the profile group did not load). */

@@ -164,7 +164,7 @@ struct ks_l7_event {
 				   * none) */
 		struct {
 			/* Server DONE with KS_L7_F_HEAD: 1 + the slot of
-			 * http_cli_tab this record's exchange claimed for
+			 * http_tab this record's exchange claimed for
 			 * its label set (0: none). The request it carries
 			 * names the slot's route; the slot counts the label
 			 * set's later exchanges, not this one. */
@@ -178,7 +178,7 @@ struct ks_l7_event {
 };
 
 /*
- * HTTP exchanges counted in the kernel (l7.bpf.c's http_cli_tab, below):
+ * HTTP exchanges counted in the kernel (l7.bpf.c's http_tab, below):
  * without split records, the end of a plain HTTP client exchange adds to
  * its label set's histogram instead of making a ring record (when the
  * label set finds no slot it makes one). So does the end of a plain HTTP
@@ -202,13 +202,13 @@ struct ks_l7_event {
 	  750000000ULL, 1000000000ULL, 2500000000ULL, 5000000000ULL,          \
 	  7500000000ULL, 10000000000ULL }
 
-#define KS_HTTP_KEY_SERVER 0xff /* ks_http_cli_key.family of a server's */
+#define KS_HTTP_KEY_SERVER 0xff /* ks_http_key.family of a server's */
 
 /* A label set; w is the same bytes as five words, hashed and compared
  * with five loads (pad is zero). A client's, or with family
  * KS_HTTP_KEY_SERVER a server's: rport is then the local port and raddr
  * the route key (a 64-bit hash, then zeros). */
-struct ks_http_cli_key {
+struct ks_http_key {
 	union {
 		struct {
 			__u32 tgid;
@@ -234,16 +234,16 @@ static inline __u64 ks_method_word(__u64 w)
 	return z ? w & (((z & -z) >> 7) - 1) : w;
 }
 
-struct ks_http_cli_val {
+struct ks_http_val {
 	__u64 count;
 	__u64 sum_ns;
 	__u64 bucket[KS_HTTP_BUCKETS];
 };
 
 /*
- * http_cli_tab: an array of KS_HTTP_CLI_SLOTS slots, a label set's home
+ * http_tab: an array of KS_HTTP_SLOTS slots, a label set's home
  * slot picked by a multiplicative hash of its key, open addressing over
- * KS_HTTP_CLI_PROBE slots from there. An exchange adds to the slot whose
+ * KS_HTTP_PROBE slots from there. An exchange adds to the slot whose
  * owner is its tgid and whose key is its label set; the lookups are an
  * index and a bounds check each, which the verifier inlines (a hash map
  * lookup is a chain of calls, per exchange). A new label set claims the
@@ -258,44 +258,44 @@ struct ks_http_cli_val {
  * The agent maps the array (BPF_F_MMAPABLE), folds each held slot's growth
  * since its last fold every 500 ms (after the idle sweep), and frees the
  * slots of processes that are unknown, not monitored or exited in two
- * steps: it sets KS_HTTP_CLI_DEAD in owner (no exchange matches or claims
+ * steps: it sets KS_HTTP_DEAD in owner (no exchange matches or claims
  * the slot from then on), and at the next fold, long after any exchange
  * that matched the slot before has ended, zeroes the counters, the key and
  * then owner.
  * A pid used again never finds the old process's counts.
  */
-#define KS_HTTP_CLI_SLOT_BITS 13
-#define KS_HTTP_CLI_SLOTS (1u << KS_HTTP_CLI_SLOT_BITS)
-#define KS_HTTP_CLI_PROBE 4
-#define KS_HTTP_CLI_CLAIMED (1ULL << 32) /* not a tgid: key being written */
-#define KS_HTTP_CLI_DEAD (1ULL << 33)
+#define KS_HTTP_SLOT_BITS 13
+#define KS_HTTP_SLOTS (1u << KS_HTTP_SLOT_BITS)
+#define KS_HTTP_PROBE 4
+#define KS_HTTP_CLAIMED (1ULL << 32) /* not a tgid: key being written */
+#define KS_HTTP_DEAD (1ULL << 33)
 
-/* Which slots of http_cli_tab have been published (bit i: slot i), in the
- * one value of http_cli_used: the agent visits those, not all 8192 (a
+/* Which slots of http_tab have been published (bit i: slot i), in the
+ * one value of http_tab_used: the agent visits those, not all 8192 (a
  * full scan every 500 ms was a tenth of the idle agent's CPU). The kernel
  * sets a slot's bit after publishing it; the agent clears it before it
  * frees the slot, so a slot claimed again always ends with its bit set. */
-struct ks_http_cli_used {
-	__u64 w[KS_HTTP_CLI_SLOTS / 64];
+struct ks_http_used {
+	__u64 w[KS_HTTP_SLOTS / 64];
 };
 
-struct ks_http_cli_slot {
+struct ks_http_slot {
 	__u64 owner; /* 0: free; CLAIMED; the tgid of key once published,
-		      * | KS_HTTP_CLI_DEAD once released (64 bits: the BPF
+		      * | KS_HTTP_DEAD once released (64 bits: the BPF
 		      * cmpxchg of older compilers) */
-	struct ks_http_cli_key key;
-	struct ks_http_cli_val val;
+	struct ks_http_key key;
+	struct ks_http_val val;
 };
 
 /* The home slot of k: each word mixed in by a multiply, the top bits. */
-static inline __u32 ks_http_cli_slot_of(const struct ks_http_cli_key *k)
+static inline __u32 ks_http_slot_of(const struct ks_http_key *k)
 {
 	__u64 h = 0;
 	int i;
 
 	for (i = 0; i < 5; i++)
 		h = (h ^ k->w[i]) * 0x9e3779b97f4a7c15ULL;
-	return (__u32)(h >> (64 - KS_HTTP_CLI_SLOT_BITS));
+	return (__u32)(h >> (64 - KS_HTTP_SLOT_BITS));
 }
 
 /*
@@ -460,9 +460,9 @@ enum ks_drop_reason {
 			      * had ended its exchange (a pause > 1 s) */
 	KS_DROP_HTTP_CLI_FULL, /* an HTTP client exchange went by ring record:
 				* its label set found no slot in
-				* http_cli_tab (counted all the same) */
+				* http_tab (counted all the same) */
 	KS_DROP_HTTP_SRV_FULL, /* an HTTP server label set found no slot in
-				* http_cli_tab: its exchanges go by ring
+				* http_tab: its exchanges go by ring
 				* record (counted all the same) */
 	KS_DROP_MAX,
 };

@@ -34,7 +34,7 @@
  * connection's slot of req_heads and leave with the record that ends the
  * exchange. An HTTP client's exchange needs only its method, kept in the
  * connection state, and makes no record: it is counted in the kernel
- * (http_cli_tab). Tracing (split_records) needs to know a request when it
+ * (http_tab). Tracing (split_records) needs to know a request when it
  * starts, so then a REQUEST record is sent at the start as well, and client
  * exchanges are records too.
  */
@@ -501,19 +501,19 @@ static __always_inline int claim_end(struct l7_conn *c, __u64 now)
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KS_HTTP_CLI_SLOTS);
+	__uint(max_entries, KS_HTTP_SLOTS);
 	__uint(map_flags, BPF_F_MMAPABLE); /* the agent reads and frees */
 	__type(key, __u32);
-	__type(value, struct ks_http_cli_slot);
-} http_cli_tab SEC(".maps");
+	__type(value, struct ks_http_slot);
+} http_tab SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct ks_http_cli_used);
-} http_cli_used SEC(".maps");
+	__type(value, struct ks_http_used);
+} http_tab_used SEC(".maps");
 
 static __always_inline __u32 http_bucket(__u64 ns)
 {
@@ -525,7 +525,7 @@ static __always_inline __u32 http_bucket(__u64 ns)
 /* The label set of c's exchange, and its duration, as they stand. */
 static __always_inline __u64 http_cli_key(const struct l7_conn *c, __u64 key,
 					  __u64 end_ns,
-					  struct ks_http_cli_key *k)
+					  struct ks_http_key *k)
 {
 	k->tgid = key >> 32;
 	k->rport = c->rport;
@@ -536,8 +536,8 @@ static __always_inline __u64 http_cli_key(const struct l7_conn *c, __u64 key,
 	return end_ns > c->req_start_ns ? end_ns - c->req_start_ns : 0;
 }
 
-static __always_inline int http_cli_is(const struct ks_http_cli_slot *s,
-				       const struct ks_http_cli_key *k)
+static __always_inline int http_key_is(const struct ks_http_slot *s,
+				       const struct ks_http_key *k)
 {
 	return s->key.w[0] == k->w[0] && s->key.w[1] == k->w[1] &&
 	       s->key.w[2] == k->w[2] && s->key.w[3] == k->w[3] &&
@@ -545,27 +545,27 @@ static __always_inline int http_cli_is(const struct ks_http_cli_slot *s,
 }
 
 /*
- * The slot of http_cli_tab holding label set k (see katascope.h), or, when
+ * The slot of http_tab holding label set k (see katascope.h), or, when
  * claim is set and k has none, a free slot of its probe claimed and
  * published for it (*claimed: 1 + its index; else 0). NULL when k has no
  * slot, or cannot claim one (drop counted).
  */
-static __always_inline struct ks_http_cli_slot *
-http_tab_find(const struct ks_http_cli_key *k, int claim, __u32 *claimed,
+static __always_inline struct ks_http_slot *
+http_tab_find(const struct ks_http_key *k, int claim, __u32 *claimed,
 	      __u32 drop)
 {
-	struct ks_http_cli_slot *s, *free = NULL;
-	__u32 h = ks_http_cli_slot_of(k), i, n, free_i = 0, zero = 0;
-	struct ks_http_cli_used *used;
+	struct ks_http_slot *s, *free = NULL;
+	__u32 h = ks_http_slot_of(k), i, n, free_i = 0, zero = 0;
+	struct ks_http_used *used;
 	__u64 owner;
 
 	*claimed = 0;
 #pragma unroll
-	for (n = 0; n < KS_HTTP_CLI_PROBE; n++) {
-		i = (h + n) & (KS_HTTP_CLI_SLOTS - 1);
-		s = bpf_map_lookup_elem(&http_cli_tab, &i);
+	for (n = 0; n < KS_HTTP_PROBE; n++) {
+		i = (h + n) & (KS_HTTP_SLOTS - 1);
+		s = bpf_map_lookup_elem(&http_tab, &i);
 		if (!s)
-			return NULL; /* never: i < KS_HTTP_CLI_SLOTS */
+			return NULL; /* never: i < KS_HTTP_SLOTS */
 		owner = *(volatile __u64 *)&s->owner; /* one load */
 		if (owner == k->tgid) {
 			/* The key is read after its owner (x86 keeps loads
@@ -573,7 +573,7 @@ http_tab_find(const struct ks_http_cli_key *k, int claim, __u32 *claimed,
 			 * them), so it is whole: it was written before the
 			 * owner was published. */
 			barrier();
-			if (http_cli_is(s, k))
+			if (http_key_is(s, k))
 				return s;
 		} else if (!owner && !free) {
 			free = s;
@@ -585,25 +585,25 @@ http_tab_find(const struct ks_http_cli_key *k, int claim, __u32 *claimed,
 	/* Losing the race for a free slot, to another label set or to this
 	 * one on another CPU, is rare: a record then. */
 	if (!free || __sync_val_compare_and_swap(&free->owner, 0,
-						 KS_HTTP_CLI_CLAIMED)) {
+						 KS_HTTP_CLAIMED)) {
 		count_drop(drop);
 		return NULL;
 	}
 	s = free;
 	s->key = *k;
 	/* Published with a full barrier: the key's stores come first. */
-	__sync_val_compare_and_swap(&s->owner, KS_HTTP_CLI_CLAIMED, k->tgid);
-	used = bpf_map_lookup_elem(&http_cli_used, &zero);
+	__sync_val_compare_and_swap(&s->owner, KS_HTTP_CLAIMED, k->tgid);
+	used = bpf_map_lookup_elem(&http_tab_used, &zero);
 	if (used)
 		__sync_fetch_and_or(&used->w[(free_i >> 6) &
-					    (KS_HTTP_CLI_SLOTS / 64 - 1)],
+					    (KS_HTTP_SLOTS / 64 - 1)],
 				    1ULL << (free_i & 63));
 	*claimed = free_i + 1;
 	return s;
 }
 
 /* One exchange lasting ns, counted in its label set's slot. */
-static __always_inline void http_tab_add(struct ks_http_cli_slot *s, __u64 ns)
+static __always_inline void http_tab_add(struct ks_http_slot *s, __u64 ns)
 {
 	__u32 b = http_bucket(ns); /* 0..KS_HTTP_BUCKETS - 1 */
 
@@ -616,10 +616,10 @@ static __always_inline void http_tab_add(struct ks_http_cli_slot *s, __u64 ns)
 /* Count one client exchange of label set k lasting ns in its slot,
  * claimed if need be: 0, or -1 when it has none (the caller makes a
  * record instead). */
-static __always_inline int http_cli_add(const struct ks_http_cli_key *k,
+static __always_inline int http_cli_add(const struct ks_http_key *k,
 					__u64 ns)
 {
-	struct ks_http_cli_slot *s;
+	struct ks_http_slot *s;
 	__u32 claimed;
 
 	s = http_tab_find(k, 1, &claimed, KS_DROP_HTTP_CLI_FULL);
@@ -726,7 +726,7 @@ __noinline __u64 route_key(const struct req_head *h)
  * request h holds: 0, or -1 when it goes by record (see route_key). */
 static __always_inline int srv_key(const struct l7_conn *c, __u64 key,
 				   const struct req_head *h,
-				   struct ks_http_cli_key *k)
+				   struct ks_http_key *k)
 {
 	__u64 route;
 
@@ -778,7 +778,7 @@ static __always_inline void put_method(struct ks_l7_event *e,
  * The end of a server exchange: a record, with the request's bytes when
  * they wait in its slot. The caller owns the exchange's end. table: no
  * exchange after this one may share its read (pipelined requests end
- * elsewhere); then a plain one whose label set has a slot in http_cli_tab
+ * elsewhere); then a plain one whose label set has a slot in http_tab
  * is counted there instead, and one whose label set has none claims one
  * (its record names the slot, for the agent to learn the route).
  */
@@ -786,8 +786,8 @@ static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
 				     __u64 end_ns, __u32 flags, __u64 now,
 				     int table)
 {
-	struct ks_http_cli_key k = {};
-	struct ks_http_cli_slot *s;
+	struct ks_http_key k = {};
+	struct ks_http_slot *s;
 	struct ks_l7_event *e;
 	struct req_head *h;
 	__u32 claimed = 0;
@@ -882,7 +882,7 @@ static __always_inline __u64 head_word(const struct req_head *h, long ret)
  */
 static __always_inline int server_read_counted(struct l7_conn *c, __u64 key,
 					       struct req_head *h,
-					       struct ks_http_cli_slot *s,
+					       struct ks_http_slot *s,
 					       const void *buf, long ret,
 					       __u64 now)
 {
@@ -916,7 +916,7 @@ static __always_inline int server_read_counted(struct l7_conn *c, __u64 key,
  * ends that response. The ending record is made first, while the slot
  * still holds the request it answers, so that the read can go to the slot
  * at once (one copy from user memory, as between exchanges); or, when the
- * exchange's label set has its slot of http_cli_tab, it is counted there.
+ * exchange's label set has its slot of http_tab, it is counted there.
  * No request of the slot's read is left unanswered here (pipelined
  * requests end at the next response head), so the table may count it.
  * Returns 0 when done; -1 to take the general path.
@@ -925,8 +925,8 @@ static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 					    const void *buf, long ret,
 					    __u64 now)
 {
-	struct ks_http_cli_key k = {};
-	struct ks_http_cli_slot *s;
+	struct ks_http_key k = {};
+	struct ks_http_slot *s;
 	struct ks_l7_event *e;
 	struct req_head *h;
 	__u32 claimed = 0;
@@ -1190,13 +1190,13 @@ static __always_inline void emit_iov(struct l7_conn *c, __u64 key,
 	submit_event(e);
 }
 
-/* The end of an HTTP client exchange: counted in http_cli_tab, or a
+/* The end of an HTTP client exchange: counted in http_tab, or a
  * record with the request's method unless a REQUEST record carried it. */
 static __always_inline void emit_client_end(struct l7_conn *c, __u64 key,
 					    __u32 kind, __u64 end_ns,
 					    __u32 flags, __u64 now)
 {
-	struct ks_http_cli_key k = {};
+	struct ks_http_key k = {};
 	struct ks_l7_event *e;
 	__u64 ns;
 
@@ -1927,7 +1927,7 @@ struct sweep_ctx {
 static __noinline long sweep_slot(__u64 *o, __u32 slot,
 				  struct sweep_ctx *x)
 {
-	struct ks_http_cli_key k = {};
+	struct ks_http_key k = {};
 	union conn_word old, new;
 	struct ks_l7_event *e;
 	struct conn_slot *s;

@@ -489,7 +489,7 @@ static void test_head_on_end(void)
 /* ---- server exchanges counted in the kernel ------------------------------ */
 
 /* A server label set's key as the kernel makes it (route: any hash). */
-static void srv_key(struct ks_http_cli_key *k, uint32_t tgid,
+static void srv_key(struct ks_http_key *k, uint32_t tgid,
 		    const char *method, uint16_t status, uint64_t route)
 {
 	uint64_t w = 0;
@@ -521,8 +521,8 @@ static void test_kernel_counted(void)
 	struct l7 *l = l7_new(r, NULL);
 	const char *const *lv = V("web", "GET", "/users/{id}", "200", "8080",
 				  "http");
-	struct ks_http_cli_key k, k2;
-	struct ks_http_cli_val v = {0};
+	struct ks_http_key k, k2;
+	struct ks_http_val v = {0};
 	struct proc_entry e, gone;
 	struct l7_stats st;
 	struct found h;
@@ -536,14 +536,14 @@ static void test_kernel_counted(void)
 	v.count = 2;
 	v.sum_ns = 8 * MS;
 	v.bucket[0] = 2;
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 0);
 	CHECK_INT(count(r, lv), 0);
 	/* The record that claimed the slot is itself counted, and names
 	 * the route of what the slot counts. */
 	claim(l, &e, CONN(30), 3, MS, 11 * MS, 200,
 	      "GET /users/5 HTTP/1.1\r\nHost: a\r\n\r\n");
 	CHECK_INT(count(r, lv), 1);
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 0);
 	h = find(r, DUR, lv);
 	CHECK_INT(h.count, 3);
 	CHECK(NEAR(h.sum, 0.018));
@@ -551,8 +551,8 @@ static void test_kernel_counted(void)
 	v.count = 3;
 	v.sum_ns += 30 * MS;
 	v.bucket[3] = 1; /* <= 50 ms */
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 0);
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 0);
 	h = find(r, DUR, lv);
 	CHECK_INT(h.count, 4);
 	CHECK(NEAR(h.sum, 0.048));
@@ -565,14 +565,14 @@ static void test_kernel_counted(void)
 	memset(v.bucket, 0, sizeof(v.bucket));
 	v.bucket[0] = 1;
 	v.sum_ns = MS;
-	CHECK_INT(l7_fold_http_client(l, &e, 4, &k2, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 4, &k2, &v, 0), 0);
 	CHECK_INT(count(r, V("web", "GET", "/users/{id}", "404", "8080",
 			     "http")),
 		  2);
 	/* A slot now holding another label set than its record said (the
 	 * record of the new claim not come yet): not folded as the old. */
 	srv_key(&k2, 4242, "POST", 201, 0x99);
-	CHECK_INT(l7_fold_http_client(l, &e, 4, &k2, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 4, &k2, &v, 0), 0);
 	CHECK_INT(total(r, DUR, NULL), 6);
 	/* An exited process: released, then its last counts folded. */
 	entry(&gone, "web", 1);
@@ -582,10 +582,10 @@ static void test_kernel_counted(void)
 	v.sum_ns = 38 * MS;
 	v.bucket[0] = 3;
 	v.bucket[3] = 1;
-	CHECK_INT(l7_fold_http_client(l, &gone, 3, &k, &v, 0), 1);
+	CHECK_INT(l7_fold_http_slot(l, &gone, 3, &k, &v, 0), 1);
 	v.count = 5;
 	v.bucket[0] = 4;
-	CHECK_INT(l7_fold_http_client(l, &gone, 3, &k, &v, 1), 0);
+	CHECK_INT(l7_fold_http_slot(l, &gone, 3, &k, &v, 1), 0);
 	CHECK_INT(count(r, lv), 6);
 	/* The slot's next label set counts from zero. */
 	claim(l, &e, CONN(32), 3, MS, 2 * MS, 200,
@@ -593,14 +593,14 @@ static void test_kernel_counted(void)
 	memset(&v, 0, sizeof(v));
 	v.count = 1;
 	v.bucket[0] = 1;
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 0);
 	CHECK_INT(count(r, lv), 8);
 	/* Idle for a minute of folds: released, so that another label set
 	 * may have the slot. */
 	for (i = 0; i < 119; i++)
-		CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 0);
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 0), 1);
-	CHECK_INT(l7_fold_http_client(l, &e, 3, &k, &v, 1), 0);
+		CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 0), 1);
+	CHECK_INT(l7_fold_http_slot(l, &e, 3, &k, &v, 1), 0);
 	CHECK_INT(count(r, lv), 8);
 	/* A request the parser refuses: its slot's counts are unparsed. */
 	srv_key(&k2, 4242, "DELEX", 400, 0x77);
@@ -608,17 +608,17 @@ static void test_kernel_counted(void)
 	      "DELEX /a HTTP/1.1\r\n\r\n");
 	v.count = 2;
 	v.bucket[0] = 2;
-	CHECK_INT(l7_fold_http_client(l, &e, 5, &k2, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 5, &k2, &v, 0), 0);
 	l7_stats(l, &st);
 	CHECK_INT(st.unparsed, 3);
 	/* A slot whose record never comes: unmatched after 10 folds. */
 	srv_key(&k2, 4242, "PUT", 200, 0x55);
 	v.count = 7;
 	for (i = 0; i < 9; i++)
-		CHECK_INT(l7_fold_http_client(l, &e, 6, &k2, &v, 0), 0);
-	CHECK_INT(l7_fold_http_client(l, &e, 6, &k2, &v, 0), 1);
+		CHECK_INT(l7_fold_http_slot(l, &e, 6, &k2, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 6, &k2, &v, 0), 1);
 	v.count = 8;
-	CHECK_INT(l7_fold_http_client(l, &e, 6, &k2, &v, 1), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 6, &k2, &v, 1), 0);
 	l7_stats(l, &st);
 	CHECK_INT(st.unmatched, 3 + 8);
 	CHECK_INT(total(r, DUR, NULL), 10);
@@ -627,12 +627,12 @@ static void test_kernel_counted(void)
 	srv_key(&k2, 4242, "PUT", 200, 0x56);
 	v.count = 2;
 	for (i = 0; i < 9; i++)
-		CHECK_INT(l7_fold_http_client(l, &e, 7, &k2, &v, 0), 0);
-	CHECK_INT(l7_fold_http_client(l, &e, 7, &k2, &v, 0), 1);
+		CHECK_INT(l7_fold_http_slot(l, &e, 7, &k2, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 7, &k2, &v, 0), 1);
 	claim(l, &e, CONN(34), 7, MS, 2 * MS, 200,
 	      "PUT /late HTTP/1.1\r\n\r\n");
 	v.count = 3;
-	CHECK_INT(l7_fold_http_client(l, &e, 7, &k2, &v, 1), 0);
+	CHECK_INT(l7_fold_http_slot(l, &e, 7, &k2, &v, 1), 0);
 	l7_stats(l, &st);
 	CHECK_INT(st.unmatched, 3 + 8 + 3);
 	CHECK_INT(count(r, V("web", "PUT", "/late", "200", "8080", "http")), 1);

@@ -959,7 +959,7 @@ static void test_http_client(void)
 }
 
 /* One entry of the kernel's HTTP client counters. */
-static void cli_key(struct ks_http_cli_key *k, uint32_t tgid,
+static void cli_key(struct ks_http_key *k, uint32_t tgid,
 		    const char *method, uint16_t status)
 {
 	memset(k, 0, sizeof(*k));
@@ -974,8 +974,8 @@ static void cli_key(struct ks_http_cli_key *k, uint32_t tgid,
 /* HTTP calls counted in the kernel, each slot folded by its growth. */
 static void test_http_client_folded(void)
 {
-	struct ks_http_cli_key k, k2;
-	struct ks_http_cli_val v = {0}, w = {0};
+	struct ks_http_key k, k2;
+	struct ks_http_val v = {0}, w = {0};
 	struct proc_entry off, gone;
 	struct fixture f;
 	struct found h;
@@ -988,12 +988,12 @@ static void test_http_client_folded(void)
 	v.sum_ns = 30 * MS;
 	v.bucket[1] = 2; /* <= 10 ms */
 	v.bucket[3] = 1; /* <= 50 ms */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 3);
 	CHECK(NEAR(h.sum, 0.030));
 	/* The same counters again: nothing new. */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  3);
@@ -1001,7 +1001,7 @@ static void test_http_client_folded(void)
 	v.count = 5;
 	v.sum_ns += 8 * MS;
 	v.bucket[0] = 2;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 5);
 	CHECK(NEAR(h.sum, 0.038));
@@ -1010,28 +1010,28 @@ static void test_http_client_folded(void)
 	w.count = 1;
 	w.sum_ns = 60 * MS;
 	w.bucket[4] = 1; /* <= 75 ms */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 6, &k, &w, 0), 0);
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 6, &k, &w, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
 	h = find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"));
 	CHECK_INT(h.count, 6);
 	CHECK(NEAR(h.sum, 0.098));
 	/* A method of all 8 bytes, and another status: their own series. */
 	cli_key(&k2, 77, "PROPFIND", 404);
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 7, &k2, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 7, &k2, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC,
 		       V("app", "PROPFIND", "10.1.2.3", "8080", "404"))
 			  .count,
 		  5);
 	/* An unknown or unmonitored process: released, not counted. */
 	cli_key(&k2, 78, "GET", 200);
-	CHECK_INT(l7_fold_http_client(f.l, NULL, 8, &k2, &v, 0), 1);
+	CHECK_INT(l7_fold_http_slot(f.l, NULL, 8, &k2, &v, 0), 1);
 	entry(&off, "quiet", 0);
-	CHECK_INT(l7_fold_http_client(f.l, &off, 8, &k2, &v, 0), 1);
+	CHECK_INT(l7_fold_http_slot(f.l, &off, 8, &k2, &v, 0), 1);
 	CHECK_INT(find(f.r, HTTPC, V("quiet", "GET", "10.1.2.3", "8080", "200"))
 			  .n,
 		  0);
 	/* A slot out of range is ignored (and kept). */
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, KS_HTTP_CLI_SLOTS, &k, &v, 0),
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, KS_HTTP_SLOTS, &k, &v, 0),
 		  0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
@@ -1043,7 +1043,7 @@ static void test_http_client_folded(void)
 	gone.exit_ns = 1;
 	v.count = 6;
 	v.bucket[0] = 3;
-	CHECK_INT(l7_fold_http_client(f.l, &gone, 5, &k, &v, 0), 1);
+	CHECK_INT(l7_fold_http_slot(f.l, &gone, 5, &k, &v, 0), 1);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  7);
@@ -1051,14 +1051,14 @@ static void test_http_client_folded(void)
 	 * slot just before it is counted too. */
 	v.count = 7;
 	v.bucket[0] = 4;
-	CHECK_INT(l7_fold_http_client(f.l, &gone, 5, &k, &v, 1), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &gone, 5, &k, &v, 1), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  8);
 	memset(&v, 0, sizeof(v));
 	v.count = 1;
 	v.bucket[2] = 1;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  9);
@@ -1068,35 +1068,35 @@ static void test_http_client_folded(void)
 	memset(&w, 0, sizeof(w));
 	w.count = 4;
 	w.bucket[0] = 4;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w, 0), 0);
-	CHECK_INT(l7_fold_http_client(f.l, &off, 9, &k2, &w, 0), 1);
-	CHECK_INT(l7_fold_http_client(f.l, &off, 9, &k2, &w, 1), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 9, &k2, &w, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &off, 9, &k2, &w, 0), 1);
+	CHECK_INT(l7_fold_http_slot(f.l, &off, 9, &k2, &w, 1), 0);
 	w.count = 1;
 	w.bucket[0] = 1;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 9, &k2, &w, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 9, &k2, &w, 0), 0);
 	CHECK_INT(find(f.r, HTTPC,
 		       V("app", "DELETE", "10.1.2.3", "8080", "204"))
 			  .count,
 		  5);
 	/* Every other slot used, released and used again: the survivor's
 	 * growth is still exact. */
-	for (i = 16; i < KS_HTTP_CLI_SLOTS; i++) {
-		struct ks_http_cli_val one = {.count = 1, .bucket = {1}};
+	for (i = 16; i < KS_HTTP_SLOTS; i++) {
+		struct ks_http_val one = {.count = 1, .bucket = {1}};
 
 		cli_key(&k2, 1000 + i, "PUT", 201);
-		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one, 0), 0);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 0), 1);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 1), 0);
-		CHECK_INT(l7_fold_http_client(f.l, &f.e, i, &k2, &one, 0), 0);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 0), 1);
-		CHECK_INT(l7_fold_http_client(f.l, &gone, i, &k2, &one, 1), 0);
+		CHECK_INT(l7_fold_http_slot(f.l, &f.e, i, &k2, &one, 0), 0);
+		CHECK_INT(l7_fold_http_slot(f.l, &gone, i, &k2, &one, 0), 1);
+		CHECK_INT(l7_fold_http_slot(f.l, &gone, i, &k2, &one, 1), 0);
+		CHECK_INT(l7_fold_http_slot(f.l, &f.e, i, &k2, &one, 0), 0);
+		CHECK_INT(l7_fold_http_slot(f.l, &gone, i, &k2, &one, 0), 1);
+		CHECK_INT(l7_fold_http_slot(f.l, &gone, i, &k2, &one, 1), 0);
 	}
 	CHECK_INT(find(f.r, HTTPC, V("app", "PUT", "10.1.2.3", "8080", "201"))
 			  .count,
-		  2 * (KS_HTTP_CLI_SLOTS - 16));
+		  2 * (KS_HTTP_SLOTS - 16));
 	v.count = 2;
 	v.bucket[2] = 2;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  10);
@@ -1104,11 +1104,11 @@ static void test_http_client_folded(void)
 	 * (a process calling ever new servers would hold slots for good);
 	 * the call that came just before the release still counts. */
 	for (i = 1; i < L7_IDLE_FOLDS; i++)
-		CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 0);
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 0), 1);
+		CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 0), 1);
 	v.count++;
 	v.bucket[2]++;
-	CHECK_INT(l7_fold_http_client(f.l, &f.e, 5, &k, &v, 1), 0);
+	CHECK_INT(l7_fold_http_slot(f.l, &f.e, 5, &k, &v, 1), 0);
 	CHECK_INT(find(f.r, HTTPC, V("app", "GET", "10.1.2.3", "8080", "200"))
 			  .count,
 		  11);
