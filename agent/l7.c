@@ -381,6 +381,15 @@ static void on_end(struct l7 *l, const struct proc_entry *e,
 
 /* ---- server exchanges counted in the kernel ---------------------------- */
 
+/* What is known of server slot i (zeroed when new), or NULL without
+ * memory. */
+static struct srv_slot *srv_get(struct l7 *l, uint32_t i)
+{
+	if (!l->srv[i])
+		l->srv[i] = calloc(1, sizeof(*l->srv[i]));
+	return l->srv[i];
+}
+
 /* The label set this record's exchange claimed a slot for (srv.slot): its
  * request, parsed into the pending queue just now, names the route. */
 static void srv_describe(struct l7 *l, const struct ks_l7_event *ev)
@@ -392,13 +401,9 @@ static void srv_describe(struct l7 *l, const struct ks_l7_event *ev)
 
 	if (i >= KS_HTTP_SLOTS)
 		return;
-	d = l->srv[i];
-	if (!d) {
-		d = calloc(1, sizeof(*d));
-		if (!d)
-			return; /* its counts go to the unmatched */
-		l->srv[i] = d;
-	}
+	d = srv_get(l, i);
+	if (!d)
+		return; /* its counts go to the unmatched */
 	if (d->released)
 		return; /* waited too long for: its counts are unmatched */
 	memset(d, 0, sizeof(*d)); /* a slot claimed anew counts from 0 */
@@ -438,17 +443,10 @@ static uint64_t srv_fold_growth(struct l7 *l, const struct proc_entry *e,
 				const struct ks_http_key *k,
 				const struct ks_http_val *v)
 {
-	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
+	uint64_t delta[KS_HTTP_BUCKETS], n, sum;
 	const char *sv[] = { e->service };
-	unsigned i;
 
-	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
-		/* Counters only grow while the slot is held. */
-		delta[i] = v->bucket[i] >= d->last.bucket[i] ?
-				   v->bucket[i] - d->last.bucket[i] :
-				   v->bucket[i];
-		n += delta[i];
-	}
+	n = l7_http_growth(v, &d->last, delta, &sum);
 	if (n && d->unparsed) {
 		l->st.unparsed += n;
 		l->st.unmatched += n;
@@ -459,8 +457,6 @@ static uint64_t srv_fold_growth(struct l7 *l, const struct proc_entry *e,
 				     ks_num_str(&l->status, k->status),
 				     ks_num_str(&l->port, k->rport), "http" };
 
-		sum = v->sum_ns >= d->last.sum_ns ? v->sum_ns - d->last.sum_ns :
-						    v->sum_ns;
 		metric_hist_add_buckets(metric_series_get(l->http_dur, lv),
 					delta, (double)sum * 1e-9);
 		if (d->req.collapsed)
@@ -490,19 +486,16 @@ static int fold_server(struct l7 *l, const struct proc_entry *e,
 		       uint32_t slot, const struct ks_http_key *k,
 		       const struct ks_http_val *v, int final)
 {
-	struct srv_slot *d = l->srv[slot];
+	struct srv_slot *d;
 
 	if (!e || !e->monitored) {
 		if (final)
 			srv_forget(l, slot);
 		return !final;
 	}
-	if (!d) {
-		d = calloc(1, sizeof(*d));
-		if (!d)
-			return 0; /* folded at a later round */
-		l->srv[slot] = d;
-	}
+	d = srv_get(l, slot);
+	if (!d)
+		return 0; /* folded at a later round */
 	if (d->described && !srv_matches(d, k))
 		memset(d, 0, sizeof(*d)); /* an older claim's */
 	if (final) {

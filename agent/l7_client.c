@@ -739,14 +739,31 @@ static void method_str(const struct ks_http_key *k, char out[9])
 	out[i] = '\0';
 }
 
+uint64_t l7_http_growth(const struct ks_http_val *v,
+			const struct ks_http_val *last,
+			uint64_t delta[KS_HTTP_BUCKETS], uint64_t *sum_ns)
+{
+	uint64_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
+		delta[i] = v->bucket[i] >= last->bucket[i] ?
+				   v->bucket[i] - last->bucket[i] :
+				   v->bucket[i];
+		n += delta[i];
+	}
+	*sum_ns = v->sum_ns >= last->sum_ns ? v->sum_ns - last->sum_ns :
+					      v->sum_ns;
+	return n;
+}
+
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 			uint32_t slot, const struct ks_http_key *k,
 			const struct ks_http_val *v, int final)
 {
-	uint64_t delta[KS_HTTP_BUCKETS], n = 0, sum;
+	uint64_t delta[KS_HTTP_BUCKETS], n, sum;
 	char method[9], addr[INET6_ADDRSTRLEN], port[8], status[8];
 	struct ks_http_val *last;
-	unsigned i;
 
 	if (slot >= KS_HTTP_SLOTS)
 		return 0;
@@ -764,13 +781,7 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 		}
 		return !final;
 	}
-	for (i = 0; i < KS_HTTP_BUCKETS; i++) {
-		/* Counters only grow; a smaller one is a new label set. */
-		delta[i] = v->bucket[i] >= last->bucket[i] ?
-				   v->bucket[i] - last->bucket[i] :
-				   v->bucket[i];
-		n += delta[i];
-	}
+	n = l7_http_growth(v, last, delta, &sum);
 	if (n) {
 		method_str(k, method);
 		addr[0] = '\0';
@@ -782,9 +793,6 @@ int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,
 			const char *lv[] = { e->service, method, addr, port,
 					     status };
 
-			sum = v->sum_ns >= last->sum_ns ?
-				      v->sum_ns - last->sum_ns :
-				      v->sum_ns;
 			metric_hist_add_buckets(
 				metric_series_get(c->http_dur, lv), delta,
 				(double)sum * 1e-9);

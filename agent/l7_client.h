@@ -41,6 +41,12 @@ void l7_client_on_event(struct l7_client *c, const struct proc_entry *e,
  * then the counters seen last are forgotten, so the slot's next label set
  * counts from zero.
  */
+/* What a slot's counters v grew by since last (a counter smaller than
+ * before is a new label set's, all growth): per bucket into delta, the
+ * sum's growth into *sum_ns; returns the exchanges added. */
+uint64_t l7_http_growth(const struct ks_http_val *v,
+			const struct ks_http_val *last,
+			uint64_t delta[KS_HTTP_BUCKETS], uint64_t *sum_ns);
 #define L7_IDLE_FOLDS 120 /* folds (500 ms apart) of a slot without growth
 			   * before it is released: a minute */
 int l7_client_fold_http(struct l7_client *c, const struct proc_entry *e,

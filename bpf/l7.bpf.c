@@ -30,13 +30,14 @@
  * the next exchange, and user space takes the requests, in order, from the
  * captured bytes.
  *
- * One ring record per exchange: a server's request bytes wait in the
- * connection's slot of req_heads and leave with the record that ends the
- * exchange. An HTTP client's exchange needs only its method, kept in the
- * connection state, and makes no record: it is counted in the kernel
- * (http_tab). Tracing (split_records) needs to know a request when it
- * starts, so then a REQUEST record is sent at the start as well, and client
- * exchanges are records too.
+ * At most one ring record per exchange: a server's request bytes wait in
+ * the connection's slot of req_heads and leave with the record that ends
+ * the exchange. Most plain HTTP exchanges make none: they are counted in
+ * the kernel (http_tab), a client's by its method, kept in the connection
+ * state, a server's by its route key once a record named its route.
+ * Tracing (split_records) needs to know a request when it starts, so then
+ * a REQUEST record is sent at the start as well, and every exchange ends
+ * with a record.
  */
 #include "sockfd.bpf.h"
 
@@ -522,6 +523,13 @@ static __always_inline __u32 http_bucket(__u64 ns)
 	return bucket_of(ns, bounds, KS_HTTP_BUCKETS - 1);
 }
 
+/* How long c's exchange lasted if it ended at end_ns. */
+static __always_inline __u64 exchange_ns(const struct l7_conn *c,
+					 __u64 end_ns)
+{
+	return end_ns > c->req_start_ns ? end_ns - c->req_start_ns : 0;
+}
+
 /* The label set of c's exchange, and its duration, as they stand. */
 static __always_inline __u64 http_cli_key(const struct l7_conn *c, __u64 key,
 					  __u64 end_ns,
@@ -533,7 +541,7 @@ static __always_inline __u64 http_cli_key(const struct l7_conn *c, __u64 key,
 	k->family = c->family;
 	__builtin_memcpy(k->raddr, c->raddr, sizeof(k->raddr));
 	__builtin_memcpy(k->method, c->method8, sizeof(k->method));
-	return end_ns > c->req_start_ns ? end_ns - c->req_start_ns : 0;
+	return exchange_ns(c, end_ns);
 }
 
 static __always_inline int http_key_is(const struct ks_http_slot *s,
@@ -633,6 +641,16 @@ static __always_inline int http_cli_add(const struct ks_http_key *k,
 #define FNV_BASIS 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
+/* hash with the segment just ended mixed in: seg, or the all-digit mark
+ * when nd is 0 (see route_key), chosen without a branch. */
+static __always_inline __u64 route_mix(__u64 hash, __u64 seg, __u64 nd)
+{
+	__u64 m = -((nd | -nd) >> 63); /* ones unless all digits */
+
+	return (hash ^ ((seg & m) | (ROUTE_DIGITS & ~m))) *
+	       0x9e3779b97f4a7c15ULL;
+}
+
 /* The hash's start, read from writable data: a value the verifier does
  * not know, so that the hashes of a pass are not constants it would have
  * to follow pass by pass. */
@@ -653,7 +671,7 @@ volatile __u64 route_seed = FNV_BASIS;
  */
 __noinline __u64 route_key(const struct req_head *h)
 {
-	__u64 hash = route_seed, seg = FNV_BASIS, w, z, nd = 2, m;
+	__u64 hash = route_seed, seg = FNV_BASIS, w, z, nd = 2;
 	__u32 len, p, query = 0;
 	__u8 ch;
 
@@ -697,9 +715,7 @@ __noinline __u64 route_key(const struct req_head *h)
 			continue;
 		}
 		if (ch == '/') {
-			m = -((nd | -nd) >> 63); /* ones unless all digits */
-			hash = (hash ^ ((seg & m) | (ROUTE_DIGITS & ~m))) *
-			       0x9e3779b97f4a7c15ULL;
+			hash = route_mix(hash, seg, nd);
 			seg = FNV_BASIS;
 			nd = 2;
 			continue;
@@ -716,9 +732,7 @@ __noinline __u64 route_key(const struct req_head *h)
 	    AT(4) != '/' || AT(5) != '1' || AT(6) != '.')
 		return 0;
 #undef AT
-	m = -((nd | -nd) >> 63);
-	hash = (hash ^ ((seg & m) | (ROUTE_DIGITS & ~m))) *
-	       0x9e3779b97f4a7c15ULL;
+	hash = route_mix(hash, seg, nd);
 	return hash ? hash : 1;
 }
 
@@ -807,8 +821,7 @@ static __always_inline void emit_end(struct l7_conn *c, __u64 key, __u32 kind,
 	    !srv_key(c, key, h, &k)) {
 		s = http_tab_find(&k, 1, &claimed, KS_DROP_HTTP_SRV_FULL);
 		if (s && !claimed) {
-			http_tab_add(s, end_ns > c->req_start_ns ?
-						end_ns - c->req_start_ns : 0);
+			http_tab_add(s, exchange_ns(c, end_ns));
 			return;
 		}
 	}
@@ -867,10 +880,11 @@ static __always_inline void start_request(struct l7_conn *c, __u64 key,
 		c->flags |= CF_HEAD_PENDING;
 }
 
-/* The first 8 bytes of a stashed read, for is_request_start. */
-static __always_inline __u64 head_word(const struct req_head *h, long ret)
+/* The first 8 bytes of a read copied to b (8-byte aligned), for
+ * is_request_start: 4 of them when the read was shorter. */
+static __always_inline __u64 head_word(const __u8 *b, long ret)
 {
-	__u64 w = *(__u64 *)h->data;
+	__u64 w = *(const __u64 *)b;
 
 	return ret < 8 ? w & 0xffffffffULL : w;
 }
@@ -897,16 +911,14 @@ static __always_inline int server_read_counted(struct l7_conn *c, __u64 key,
 	n = copy_user_head(sc->b, buf, ret);
 	if (n < 0)
 		return -1;
-	kind = is_request_start(ret < 8 ? *(__u64 *)sc->b & 0xffffffffULL :
-					  *(__u64 *)sc->b);
+	kind = is_request_start(head_word(sc->b, ret));
 	if (!kind)
 		return 0;
 	__builtin_memcpy(h->data, sc->b, KS_L7_DATA);
 	h->len = n;
 	h->total = ret;
 	if (claim_end(c, now))
-		http_tab_add(s, c->last_ns > c->req_start_ns ?
-					c->last_ns - c->req_start_ns : 0);
+		http_tab_add(s, exchange_ns(c, c->last_ns));
 	start_request(c, key, kind, h, buf, ret, now);
 	return 0;
 }
@@ -947,7 +959,7 @@ static __always_inline int server_read_next(struct l7_conn *c, __u64 key,
 	fill(e, c, key, KS_L7_HTTP_DONE, c->last_ns, 0, now);
 	put_head(e, h);
 	if (copy_user_head(h->data, buf, ret) >= 0)
-		kind = is_request_start(head_word(h, ret));
+		kind = is_request_start(head_word(h->data, ret));
 	if (!kind) {
 		/* Not a request: the slot gets its bytes back. */
 		__builtin_memcpy(h->data, e->data, KS_L7_DATA);
@@ -991,7 +1003,7 @@ static __always_inline void server_read(struct l7_conn *c, __u64 key,
 		h = stash(c, key, buf, ret);
 		if (!h)
 			return;
-		w = head_word(h, ret);
+		w = head_word(h->data, ret);
 	} else {
 		bpf_probe_read_user(&w, ret < 8 ? 4 : 8, buf);
 	}
